@@ -1,0 +1,125 @@
+"""Checks shared by the model and the repository.
+
+Each check raises `InvalidFieldError` naming the field, so that bad input is
+refused in Python, with a clear message, before anything reaches the database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from importjob.exceptions import InvalidFieldError
+
+# PostgreSQL's bigint, the type of every counter column.
+MAX_COUNT = 2**63 - 1
+MAX_FILENAME_LENGTH = 255
+
+
+def count(field: str, value: object) -> int:
+    """Return ``value`` if it is a counter value: an int from 0 to 2**63-1."""
+    # bool is an int subclass; True rows processed is a bug in the caller.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidFieldError(field, "must be an integer", value)
+    if value < 0:
+        raise InvalidFieldError(field, "must not be negative", value)
+    if value > MAX_COUNT:
+        raise InvalidFieldError(field, f"must be at most {MAX_COUNT}", value)
+    return value
+
+
+def positive(field: str, value: object) -> int:
+    """Return ``value`` if it is an int from 1 to 2**63-1."""
+    if isinstance(value, int) and not isinstance(value, bool) and value <= 0:
+        raise InvalidFieldError(field, "must be at least 1", value)
+    return count(field, value)
+
+
+def text(field: str, value: object) -> str:
+    """Return ``value`` if it is a str PostgreSQL can store (no NUL character)."""
+    if not isinstance(value, str):
+        raise InvalidFieldError(field, "must be a string", value)
+    if "\x00" in value:
+        raise InvalidFieldError(field, "must not contain a NUL character", value)
+    return value
+
+
+def filename(value: object) -> str:
+    """Return ``value`` if it is a valid file name: 1 to 255 characters."""
+    name = text("filename", value)
+    if not name:
+        raise InvalidFieldError("filename", "must not be empty", value)
+    if len(name) > MAX_FILENAME_LENGTH:
+        raise InvalidFieldError(
+            "filename", f"must be at most {MAX_FILENAME_LENGTH} characters", value
+        )
+    return name
+
+
+def job_id(value: object, field: str = "job_id") -> UUID:
+    """Return ``value`` as a UUID; a str in any form `uuid.UUID` reads is accepted."""
+    if isinstance(value, UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    raise InvalidFieldError(field, "must be a UUID", value)
+
+
+def aware_datetime(field: str, value: object) -> datetime | None:
+    """Return ``value`` if it is None or a timezone-aware datetime."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidFieldError(field, "must be a datetime", value)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidFieldError(field, "must be timezone-aware", value)
+    return value
+
+
+def error_entry(value: object, field: str = "error") -> dict[str, Any]:
+    """Return ``value`` if it is a dict that can be stored as a jsonb object."""
+    if not isinstance(value, Mapping):
+        raise InvalidFieldError(field, "must be a dict", value)
+    _json_value(field, value)
+    return dict(value)
+
+
+def dump_error(value: object, field: str = "error") -> str:
+    """Check an error entry and return it as JSON text, ready for a jsonb parameter."""
+    entry = error_entry(value, field)
+    return json.dumps(entry, ensure_ascii=False, allow_nan=False)
+
+
+def _json_value(field: str, value: object) -> None:
+    # Walk the value once: json.dumps would accept tuples, NaN and non-str
+    # keys silently converted, and jsonb refuses NUL in any string.
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidFieldError(field, "must not hold NaN or infinity", value)
+        return
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidFieldError(field, "must not contain a NUL character", value)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidFieldError(field, "must have only string keys", key)
+            if "\x00" in key:
+                raise InvalidFieldError(field, "must not contain a NUL character", key)
+            _json_value(field, item)
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _json_value(field, item)
+        return
+    raise InvalidFieldError(field, f"must be JSON-serializable, not {type(value).__name__}", value)
