@@ -1,0 +1,52 @@
+"""The one place where driver errors become `importjob.exceptions`.
+
+Both repositories run every statement inside `translate_errors`; the
+driver's exception is kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from importjob.exceptions import (
+    DataImportError,
+    ImportJobDatabaseError,
+    ImportJobExistsError,
+    InvalidFieldError,
+    SchemaMissingError,
+)
+
+_CHECK_PREFIX = "import_job_"
+_CHECK_SUFFIX = "_check"
+
+
+def translate(exc: psycopg.Error, params: Mapping[str, object]) -> DataImportError:
+    """Return the project exception that stands for the driver's ``exc``."""
+    constraint = exc.diag.constraint_name or ""
+    if isinstance(exc, pg_errors.UniqueViolation) and constraint == "import_job_pkey":
+        return ImportJobExistsError(params["id"])  # type: ignore[arg-type]
+    if isinstance(exc, pg_errors.CheckViolation) and constraint.startswith(_CHECK_PREFIX):
+        # Constraints are named import_job_<field>_check (see migrations/).
+        field = constraint.removeprefix(_CHECK_PREFIX).removesuffix(_CHECK_SUFFIX)
+        return InvalidFieldError(
+            field, f"refused by the database ({constraint})", params.get(field)
+        )
+    if isinstance(exc, pg_errors.UndefinedTable):
+        return SchemaMissingError(
+            "the import_job table does not exist: apply the migrations "
+            "(importjob.apply_migrations, or yoyo apply)"
+        )
+    return ImportJobDatabaseError(f"{type(exc).__name__}: {exc}".strip())
+
+
+@contextmanager
+def translate_errors(params: Mapping[str, object]) -> Iterator[None]:
+    """Turn a `psycopg.Error` raised inside the block into a project exception."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise translate(exc, params) from exc

@@ -1,0 +1,12 @@
+-- create_job: insert a new pending job.
+-- Returns the stored job; created_at defaults to the database's clock.
+INSERT INTO import_job (
+    id, status, source_type, filename, total_rows, processed_rows,
+    success_count, error_count, errors, created_at
+) VALUES (
+    %(id)s::uuid, %(status)s::text, %(source_type)s::text, %(filename)s::text,
+    %(total_rows)s::bigint, %(processed_rows)s::bigint, %(success_count)s::bigint,
+    %(error_count)s::bigint, %(errors)s::jsonb, coalesce(%(created_at)s::timestamptz, now())
+)
+RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
+       error_count, errors, started_at, completed_at, created_at, updated_at;
