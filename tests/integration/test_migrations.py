@@ -1,0 +1,287 @@
+"""The migrations: what they build, that it matches the model, and going back."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import types
+import typing
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import psycopg
+import pytest
+
+import importjob
+from importjob import ImportJob, ImportJobStatus, SourceType, apply_migrations, rollback_migrations
+from importjob.exceptions import InvalidFieldError
+from importjob.schema import migration_ids, yoyo_url
+
+CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def _schema(url: str) -> dict[str, Any]:
+    """Return what the database holds of import_job: columns, indexes, constraints."""
+    with psycopg.connect(url) as conn:
+        columns = conn.execute(
+            "SELECT column_name, data_type, is_nullable, column_default"
+            "  FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = 'import_job'"
+            " ORDER BY ordinal_position"
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = current_schema() AND tablename = 'import_job'"
+            " ORDER BY indexname"
+        ).fetchall()
+        constraints = conn.execute(
+            "SELECT conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            "  JOIN pg_class t ON t.oid = c.conrelid"
+            " WHERE t.relname = 'import_job' ORDER BY conname"
+        ).fetchall()
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name NOT LIKE '%%yoyo%%'"
+            " ORDER BY table_name"
+        ).fetchall()
+    return {
+        "columns": columns,
+        "indexes": indexes,
+        "constraints": constraints,
+        "tables": [name for (name,) in tables],
+    }
+
+
+def test_import_job_table_created(empty_db_url: str) -> None:
+    assert _schema(empty_db_url)["tables"] == []
+    assert apply_migrations(empty_db_url) == migration_ids()
+    schema = _schema(empty_db_url)
+    assert schema["tables"] == ["import_job"]
+    assert [column[0] for column in schema["columns"]] == [
+        field.name for field in attrs.fields(ImportJob)
+    ]
+
+
+def test_import_job_indexes_created(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    indexes = dict(_schema(empty_db_url)["indexes"])
+    assert set(indexes) == {"import_job_pkey", "ix_import_job_status"}
+    # Shaped for list_by_status: the filter, then the order.
+    assert indexes["ix_import_job_status"].endswith("(status, created_at, id)")
+
+
+def test_list_by_status_uses_the_status_index(conn: psycopg.Connection[Any]) -> None:
+    from importjob._queries import query  # noqa: PLC0415 - the statement under test
+
+    # An empty table is scanned whatever the indexes: ask the planner whether
+    # the index can serve both the filter and the order.
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET enable_bitmapscan = off")
+    plan = conn.execute(
+        b"EXPLAIN " + query("list_jobs_by_status").encode(), {"status": "pending", "limit": 50}
+    ).fetchall()
+    text = "\n".join(line for (line,) in plan)
+    assert "ix_import_job_status" in text
+    assert "Sort" not in text  # the index gives the order
+
+
+def _sql_type(annotation: Any) -> tuple[str, bool]:
+    """Return the column type the model's annotation stands for, and its nullability."""
+    nullable = False
+    if isinstance(annotation, types.UnionType):
+        members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        nullable = len(members) < len(typing.get_args(annotation))
+        [annotation] = members
+    origin = typing.get_origin(annotation) or annotation
+    return {
+        uuid.UUID: "uuid",
+        ImportJobStatus: "text",
+        SourceType: "text",
+        str: "text",
+        int: "bigint",
+        list: "jsonb",
+        datetime: "timestamp with time zone",
+    }[origin], nullable
+
+
+# Values the database fills in itself, where the model leaves None until stored.
+DATABASE_ASSIGNED = {"id": "gen_random_uuid()", "created_at": "now()", "updated_at": "now()"}
+
+
+def test_schema_matches_the_model_column_by_column(conn: psycopg.Connection[Any]) -> None:
+    info = conn.info
+    url = f"postgresql://{info.user}@/{info.dbname}?host={info.host}&port={info.port}"
+    columns = {name: rest for name, *rest in _schema(url)["columns"]}
+    hints = typing.get_type_hints(ImportJob)
+    fields = attrs.fields(ImportJob)
+    assert list(columns) == [field.name for field in fields]
+    for field in fields:
+        data_type, is_nullable, default = columns[field.name]
+        sql_type, nullable = _sql_type(hints[field.name])
+        assert data_type == sql_type, field.name
+        # The model leaves database-assigned values None until the row is stored.
+        stored_nullable = nullable and field.name not in DATABASE_ASSIGNED
+        assert is_nullable == ("YES" if stored_nullable else "NO"), field.name
+        if field.name in DATABASE_ASSIGNED:
+            assert default == DATABASE_ASSIGNED[field.name]
+        elif factory := getattr(field.default, "factory", None):  # errors: a fresh list
+            assert default == "'[]'::jsonb", field.name
+            assert factory() == []
+        elif field.default is attrs.NOTHING or field.default is None:
+            assert default is None, field.name
+        else:
+            stored = conn.execute(f"SELECT {default}").fetchone()
+            assert stored == (field.default,), field.name
+
+
+def test_database_defaults_build_the_models_defaults(conn: psycopg.Connection[Any]) -> None:
+    # A row given only what the model requires equals the model's own default job.
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute(
+            "INSERT INTO import_job (source_type, filename) VALUES ('csv', 'p.csv') RETURNING *"
+        ).fetchone()
+    assert row is not None
+    stored = ImportJob.from_row(row)
+    fresh = ImportJob(source_type="csv", filename="p.csv")
+    skip = set(DATABASE_ASSIGNED)
+    assert {k: v for k, v in attrs.asdict(stored).items() if k not in skip} == {
+        k: v for k, v in attrs.asdict(fresh).items() if k not in skip
+    }
+
+
+def test_database_checks_back_the_model(conn: psycopg.Connection[Any]) -> None:
+    from importjob._errors import translate  # noqa: PLC0415 - the translator under test
+
+    bad = {
+        "status": "INSERT INTO import_job (source_type, filename, status) VALUES ('csv','p','x')",
+        "source_type": "INSERT INTO import_job (source_type, filename) VALUES ('xml', 'p')",
+        "filename": "INSERT INTO import_job (source_type, filename) VALUES ('csv', '')",
+        "total_rows": "INSERT INTO import_job (source_type, filename, total_rows)"
+        " VALUES ('csv', 'p', -1)",
+        "error_count": "INSERT INTO import_job (source_type, filename, error_count)"
+        " VALUES ('csv', 'p', -1)",
+        "errors": "INSERT INTO import_job (source_type, filename, errors) VALUES ('csv','p','{}')",
+        "completed_at": "INSERT INTO import_job (source_type, filename, status)"
+        " VALUES ('csv', 'p', 'failed')",
+        "started_at": "INSERT INTO import_job (source_type, filename, status)"
+        " VALUES ('csv', 'p', 'processing')",
+    }
+    for field, statement in bad.items():
+        with pytest.raises(psycopg.errors.CheckViolation) as caught:
+            conn.execute(statement)
+        translated = translate(caught.value, {})
+        assert isinstance(translated, InvalidFieldError), field
+        assert translated.field == field
+    assert conn.execute("SELECT count(*) FROM import_job").fetchone() == (0,)
+
+
+def test_apply_is_a_no_op_when_all_is_applied(empty_db_url: str) -> None:
+    assert apply_migrations(empty_db_url) == migration_ids()
+    before = _schema(empty_db_url)
+    assert apply_migrations(empty_db_url) == []
+    assert _schema(empty_db_url) == before
+
+
+def test_rollback_removes_everything(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    assert rollback_migrations(empty_db_url, count=None) == list(reversed(migration_ids()))
+    assert _schema(empty_db_url) == {"columns": [], "indexes": [], "constraints": [], "tables": []}
+    with psycopg.connect(empty_db_url) as conn:
+        leftovers = conn.execute(
+            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND relname LIKE '%%import_job%%'"
+        ).fetchall()
+    assert leftovers == []
+
+
+def test_apply_rollback_apply_is_clean(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    first = _schema(empty_db_url)
+    rollback_migrations(empty_db_url, count=None)
+    assert apply_migrations(empty_db_url) == migration_ids()
+    assert _schema(empty_db_url) == first
+
+
+def test_rollback_of_the_last_migration_only(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    assert rollback_migrations(empty_db_url) == migration_ids()[-1:]
+    assert rollback_migrations(empty_db_url) == migration_ids()[-2:-1]
+
+
+def test_every_migration_has_its_rollback() -> None:
+    forward = sorted(
+        path
+        for path in CHECKOUT_MIGRATIONS.glob("*.sql")
+        if not path.name.endswith(".rollback.sql")
+    )
+    assert [path.stem for path in forward] == migration_ids()
+    for path in forward:
+        assert path.with_suffix(".rollback.sql").is_file(), path.name
+
+
+def _yoyo(*args: str) -> subprocess.CompletedProcess[str]:
+    yoyo = shutil.which("yoyo", path=str(Path(sys.executable).parent)) or shutil.which("yoyo")
+    assert yoyo, "the yoyo command is installed with importjob"
+    return subprocess.run(
+        [yoyo, *args, "--batch", "--no-config-file"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("source", [str(CHECKOUT_MIGRATIONS), "package:importjob:migrations"])
+def test_the_yoyo_command_applies_them(empty_db_url: str, source: str) -> None:
+    # How a deploy runs them: from the checkout, or from the installed package.
+    url = yoyo_url(empty_db_url)
+    applied = _yoyo("apply", "--database", url, source)
+    assert applied.returncode == 0, applied.stderr
+    assert _schema(empty_db_url)["tables"] == ["import_job"]
+    assert apply_migrations(empty_db_url) == []  # the same bookkeeping as yoyo's
+    rolled_back = _yoyo("rollback", "--all", "--database", url, source)
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    assert _schema(empty_db_url)["tables"] == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@h:5/d", "postgresql+psycopg://u:p@h:5/d"),
+        ("postgres://u@h/d?sslmode=require", "postgresql+psycopg://u@h/d?sslmode=require"),
+        ("postgresql+psycopg:///d?host=/tmp/s", "postgresql+psycopg:///d?host=/tmp/s"),
+    ],
+)
+def test_yoyo_url(url: str, expected: str) -> None:
+    assert yoyo_url(url) == expected
+
+
+def test_yoyo_url_refuses_other_schemes_without_echoing_the_password() -> None:
+    with pytest.raises(InvalidFieldError, match="database_url") as caught:
+        yoyo_url("mysql://user:s3cret@db/x")
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(InvalidFieldError, match="must be a string"):
+        yoyo_url(None)  # type: ignore[arg-type]
+
+
+def test_the_package_is_public_and_typed() -> None:
+    assert set(importjob.__all__) >= {
+        "ImportJob",
+        "ImportJobStatus",
+        "ImportJobRepository",
+        "apply_migrations",
+    }
+    package = Path(importjob.__file__).parent
+    assert (package / "py.typed").is_file()
+    if os.environ.get("IMPORTJOB_TEST_INSTALLED"):
+        # Under tox the tests run against the installed wheel, not the checkout.
+        assert "site-packages" in package.parts
+        assert sorted(p.name for p in (package / "sql").glob("*.sql")) == sorted(
+            p.name for p in (CHECKOUT_MIGRATIONS.parent / "sql").glob("*.sql")
+        )
+        assert (package / "migrations").is_dir()
