@@ -1,0 +1,70 @@
+"""Each repository call is one statement in one round trip."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.pq import Trace
+
+from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob.exceptions import InvalidStatusTransitionError
+
+Call = Callable[[ImportJobRepository, ImportJob], object]
+
+
+@contextmanager
+def _traced(conn: psycopg.Connection[Any]) -> Iterator[list[str]]:
+    """Record the libpq protocol messages the connection exchanges in the block."""
+    messages: list[str] = []
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        try:
+            yield messages
+        finally:
+            conn.pgconn.untrace()
+            trace.seek(0)
+            messages.extend(line.split("\t")[2].split()[0] for line in trace if "\t" in line)
+
+
+def _create(repo: ImportJobRepository, job: ImportJob) -> object:
+    return repo.create(ImportJob(source_type="csv", filename="p.csv"))
+
+
+def _refused(repo: ImportJobRepository, job: ImportJob) -> object:
+    try:
+        return repo.update_status(job.id, ImportJobStatus.PENDING)
+    except InvalidStatusTransitionError as exc:
+        return exc
+
+
+CALLS: dict[str, Call] = {
+    "create": _create,
+    "get_by_id": lambda repo, job: repo.get_by_id(job.id),
+    "update_progress": lambda repo, job: repo.update_progress(job.id, 5, 4, 1),
+    "add_error": lambda repo, job: repo.add_error(job.id, {"message": "x"}),
+    "list_by_status": lambda repo, job: repo.list_by_status(ImportJobStatus.PENDING, 50),
+    # A refused transition still answers in the one round trip.
+    "update_status": _refused,
+}
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_one_round_trip_per_call(repo: ImportJobRepository, name: str) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
+    round_trips = []
+    for _ in range(8):
+        with _traced(repo.connection) as messages:
+            CALLS[name](repo, job)
+        assert messages.count("Execute") == 1, messages  # one statement
+        assert messages.count("Sync") == messages.count("ReadyForQuery")
+        round_trips.append(messages.count("Sync"))
+    # psycopg prepares a statement on its 6th execution on a connection
+    # (prepare_threshold=5), and that once it parses in a round trip of its own.
+    assert round_trips.count(1) == 7, round_trips
+    assert round_trips.count(2) == 1, round_trips
