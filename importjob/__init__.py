@@ -2,20 +2,29 @@
 
 An `ImportJob` records one import: its status in a fixed lifecycle
 (`ImportJobStatus`), its counters, its structured errors and its times.
-`ImportJobRepository` stores and changes jobs with hand-written SQL over a
-psycopg 3 connection; `apply_migrations` builds the table. The exceptions
-live in `importjob.exceptions`.
+`ImportJobRepository` (and its asyncio twin `AsyncImportJobRepository`)
+stores and changes jobs with hand-written SQL over psycopg 3; `track`
+reports a running import into its job; `apply_migrations` builds the table.
+The exceptions live in `importjob.exceptions`.
 """
 
+from importjob._identity import worker_id
 from importjob.models import ImportJob, ImportJobStatus, SourceType
-from importjob.repository import ImportJobRepository
+from importjob.repository import AsyncImportJobRepository, ImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
+from importjob.tracking import AsyncTracker, Tracker, track, track_async
 
 __all__ = [
+    "AsyncImportJobRepository",
+    "AsyncTracker",
     "ImportJob",
     "ImportJobRepository",
     "ImportJobStatus",
     "SourceType",
+    "Tracker",
     "apply_migrations",
     "rollback_migrations",
+    "track",
+    "track_async",
+    "worker_id",
 ]

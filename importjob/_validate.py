@@ -9,15 +9,16 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from importjob.exceptions import InvalidFieldError
+from importjob.exceptions import DataImportError, InvalidFieldError
 
 # PostgreSQL's bigint, the type of every counter column.
 MAX_COUNT = 2**63 - 1
 MAX_FILENAME_LENGTH = 255
+MAX_WORKER_ID_LENGTH = 200
 
 
 def count(field: str, value: object) -> int:
@@ -60,6 +61,16 @@ def filename(value: object) -> str:
     return name
 
 
+def worker_id(value: object) -> str:
+    """Return ``value`` if it is a worker identity: 1 to 200 characters."""
+    name = text("worker_id", value)
+    if not name or len(name) > MAX_WORKER_ID_LENGTH:
+        raise InvalidFieldError(
+            "worker_id", f"must be 1 to {MAX_WORKER_ID_LENGTH} characters", value
+        )
+    return name
+
+
 def job_id(value: object, field: str = "job_id") -> UUID:
     """Return ``value`` as a UUID; a str in any form `uuid.UUID` reads is accepted."""
     if isinstance(value, UUID):
@@ -83,6 +94,15 @@ def aware_datetime(field: str, value: object) -> datetime | None:
     return value
 
 
+def duration(field: str, value: object) -> timedelta:
+    """Return ``value`` if it is a `datetime.timedelta` of zero or more."""
+    if not isinstance(value, timedelta):
+        raise InvalidFieldError(field, "must be a datetime.timedelta", value)
+    if value < timedelta(0):
+        raise InvalidFieldError(field, "must not be negative", value)
+    return value
+
+
 def error_entry(value: object, field: str = "error") -> dict[str, Any]:
     """Return ``value`` if it is a dict that can be stored as a jsonb object."""
     if not isinstance(value, Mapping):
@@ -91,10 +111,19 @@ def error_entry(value: object, field: str = "error") -> dict[str, Any]:
     return dict(value)
 
 
-def dump_error(value: object, field: str = "error") -> str:
-    """Check an error entry and return it as JSON text, ready for a jsonb parameter."""
-    entry = error_entry(value, field)
-    return json.dumps(entry, ensure_ascii=False, allow_nan=False)
+def dump_entries(values: object, field: str) -> str:
+    """Check a sequence of error entries and return it as a JSON array, for a jsonb parameter.
+
+    An entry is a dict, or an import exception stored as its ``to_dict()``.
+    """
+    if not isinstance(values, list | tuple):
+        raise InvalidFieldError(field, "must be a list of dicts", values)
+    entries = [error_entry(_as_entry(value), field) for value in values]
+    return json.dumps(entries, ensure_ascii=False, allow_nan=False)
+
+
+def _as_entry(value: object) -> object:
+    return value.to_dict() if isinstance(value, DataImportError) else value
 
 
 def _json_value(field: str, value: object) -> None:

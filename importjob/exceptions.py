@@ -20,9 +20,11 @@ from uuid import UUID
 __all__ = [
     "DataImportError",
     "DuplicateDetectedError",
+    "ImportJobCancelledError",
     "ImportJobDatabaseError",
     "ImportJobExistsError",
     "ImportJobNotFoundError",
+    "ImportJobStoppedError",
     "ImportValidationError",
     "InvalidFieldError",
     "InvalidStatusTransitionError",
@@ -178,6 +180,41 @@ class ImportJobExistsError(_JobIdError):
     """An import job with this id exists already."""
 
     _template = "import job {job_id} exists already"
+
+
+class ImportJobStoppedError(DataImportError):
+    """The job ended while a worker was still running it.
+
+    A tracker raises it in the worker at its next flush after someone else
+    ended the job (for example `importjob.ImportJobRepository.rescue_stale`
+    took it for lost). The job keeps the status it was given.
+    """
+
+    def __init__(self, job_id: UUID, status: str) -> None:
+        Exception.__init__(self, job_id, status)
+        self.job_id = job_id
+        self.status = status
+
+    @property
+    def message(self) -> str:
+        """Return the message, built from the job id and its status."""
+        return f"import job {self.job_id} was ended elsewhere: it is {_json_ready(self.status)}"
+
+    def context(self) -> dict[str, object]:
+        """Return the job id and the status the job ended in."""
+        return {"job_id": self.job_id, "status": self.status}
+
+
+class ImportJobCancelledError(ImportJobStoppedError):
+    """Someone cancelled the job while a worker was running it."""
+
+    def __init__(self, job_id: UUID, status: str = "cancelled") -> None:
+        super().__init__(job_id, status)
+
+    @property
+    def message(self) -> str:
+        """Return the message, built from the job id."""
+        return f"import job {self.job_id} was cancelled"
 
 
 class InvalidStatusTransitionError(DataImportError):

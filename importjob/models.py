@@ -128,6 +128,10 @@ def _to_filename(value: object) -> str:
     return _validate.filename(value)
 
 
+def _to_worker_id(value: object) -> str | None:
+    return None if value is None else _validate.worker_id(value)
+
+
 def _to_errors(value: object) -> list[dict[str, Any]]:
     if not isinstance(value, list | tuple):
         raise InvalidFieldError("errors", "must be a list of dicts", value)
@@ -153,6 +157,13 @@ class ImportJob:
     Every value is checked when the object is built; an invalid one raises
     `importjob.exceptions.InvalidFieldError` naming the field.
     ``created_at`` and ``updated_at`` are None until the database stores the job.
+
+    ``error_count`` counts failed rows. ``errors`` keeps their entries, oldest
+    first, up to the repository's bound; ``errors_dropped`` counts the entries
+    that did not fit. ``errors`` may also hold job-level entries (the
+    exception that ended an import, a lost worker), which no counter counts.
+    ``worker_id`` and ``heartbeat_at`` say which worker runs the job and
+    when it last showed life.
     """
 
     id: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_id)
@@ -168,6 +179,9 @@ class ImportJob:
     completed_at: datetime | None = attrs.field(default=None, validator=_is_aware)
     created_at: datetime | None = attrs.field(default=None, validator=_is_aware)
     updated_at: datetime | None = attrs.field(default=None, validator=_is_aware)
+    heartbeat_at: datetime | None = attrs.field(default=None, validator=_is_aware)
+    worker_id: str | None = attrs.field(default=None, converter=_to_worker_id)
+    errors_dropped: int = attrs.field(default=0, validator=_is_count)
 
     def __attrs_post_init__(self) -> None:
         # The same rules as the table's CHECK constraints, said first and better.
@@ -204,4 +218,7 @@ class ImportJob:
             completed_at=row["completed_at"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
+            heartbeat_at=row["heartbeat_at"],
+            worker_id=row["worker_id"],
+            errors_dropped=row["errors_dropped"],
         )

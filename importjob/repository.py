@@ -1,9 +1,17 @@
-"""Store and change import jobs in PostgreSQL, one statement per call."""
+"""Store and change import jobs in PostgreSQL, one statement per call.
+
+`ImportJobRepository` works over a `psycopg.Connection`, its twin
+`AsyncImportJobRepository` over a `psycopg.AsyncConnection`. Both run the
+same statements from ``sql/``, with the same checks: `_Statements` builds
+every call's parameters and reads every result, the two classes only
+execute.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -12,37 +20,210 @@ from psycopg.rows import dict_row
 
 from importjob import _validate
 from importjob._errors import translate_errors
+from importjob._identity import worker_id as current_worker_id
 from importjob._queries import query
 from importjob.exceptions import (
     DataImportError,
+    ImportJobCancelledError,
     ImportJobNotFoundError,
     InvalidFieldError,
     InvalidStatusTransitionError,
 )
 from importjob.models import ImportJob, ImportJobStatus
 
-__all__ = ["ImportJobRepository"]
+__all__ = ["DEFAULT_MAX_ERRORS", "AsyncImportJobRepository", "ImportJobRepository"]
+
+DEFAULT_MAX_ERRORS = 1000
 
 _Row = dict[str, Any]
+_Params = dict[str, Any]
+ErrorEntry = Mapping[str, Any] | DataImportError
 
 
-class ImportJobRepository:
+class _Statements:
+    """The parameters and results of every statement, shared by both repositories."""
+
+    def __init__(self, *, max_errors: int = DEFAULT_MAX_ERRORS) -> None:
+        self._max_errors = _validate.count("max_errors", max_errors)
+
+    @property
+    def max_errors(self) -> int:
+        """Return how many error entries a job keeps at most."""
+        return self._max_errors
+
+    # Parameters. Each checks its input and raises InvalidFieldError first.
+
+    def _create_params(self, job: object) -> _Params:
+        if not isinstance(job, ImportJob):
+            raise InvalidFieldError("job", "must be an ImportJob", job)
+        if job.status is not ImportJobStatus.PENDING:
+            raise InvalidFieldError(
+                "status", "a new job must be pending (change it with update_status)", job.status
+            )
+        if job.started_at is not None:
+            raise InvalidFieldError("started_at", "a new job has not started", job.started_at)
+        return {
+            "id": job.id,
+            "status": job.status.value,
+            "source_type": job.source_type.value,
+            "filename": job.filename,
+            "total_rows": job.total_rows,
+            "processed_rows": job.processed_rows,
+            "success_count": job.success_count,
+            "error_count": job.error_count,
+            "errors": json.dumps(job.errors, ensure_ascii=False),
+            "created_at": job.created_at,
+        }
+
+    @staticmethod
+    def _id_params(job_id: object) -> _Params:
+        return {"id": _validate.job_id(job_id)}
+
+    @staticmethod
+    def _progress_params(
+        job_id: object, processed: object, success: object, errors: object, total: object
+    ) -> _Params:
+        return {
+            "id": _validate.job_id(job_id),
+            "processed_rows": _validate.count("processed", processed),
+            "success_count": _validate.count("success", success),
+            "error_count": _validate.count("errors", errors),
+            "total_rows": None if total is None else _validate.count("total", total),
+        }
+
+    @staticmethod
+    def _status_params(job_id: object, status: object) -> _Params:
+        target = ImportJobStatus.parse(status)
+        return {
+            "id": _validate.job_id(job_id),
+            "status": target.value,
+            "from_statuses": [source.value for source in target.previous_statuses()],
+            "starts": target is ImportJobStatus.PROCESSING,
+            "terminal": target.is_terminal,
+        }
+
+    def _advance_params(
+        self,
+        job_id: object,
+        processed: object = 0,
+        success: object = 0,
+        errors: object = 0,
+        *,
+        entries: object = (),
+        entries_field: str = "entries",
+        entries_dropped: object = 0,
+        worker_id: object = None,
+    ) -> _Params:
+        return {
+            "id": _validate.job_id(job_id),
+            "processed": _validate.count("processed", processed),
+            "success": _validate.count("success", success),
+            "errors": _validate.count("errors", errors),
+            "entries": _validate.dump_entries(entries, entries_field),
+            "entries_dropped": _validate.count("entries_dropped", entries_dropped),
+            "max_errors": self._max_errors,
+            "worker_id": None if worker_id is None else _validate.worker_id(worker_id),
+        }
+
+    @staticmethod
+    def _list_params(status: object, limit: object) -> _Params:
+        return {
+            "status": ImportJobStatus.parse(status).value,
+            "limit": _validate.positive("limit", limit),
+        }
+
+    @staticmethod
+    def _worker_params(worker_id: object, job_id: object = None) -> _Params:
+        params: _Params = {
+            "worker_id": _validate.worker_id(
+                current_worker_id() if worker_id is None else worker_id
+            )
+        }
+        if job_id is not None:
+            params["id"] = _validate.job_id(job_id)
+        return params
+
+    def _rescue_params(self, older_than: object, requeue: object) -> _Params:
+        if not isinstance(requeue, bool):
+            raise InvalidFieldError("requeue", "must be True or False", requeue)
+        return {
+            "older_than": _validate.duration("older_than", older_than),
+            "requeue": requeue,
+            "max_errors": self._max_errors,
+        }
+
+    @staticmethod
+    def _purge_params(older_than: object, batch: object) -> _Params:
+        return {
+            "older_than": _validate.duration("older_than", older_than),
+            "batch_size": _validate.positive("batch", batch),
+        }
+
+    # Results.
+
+    @staticmethod
+    def _job(row: _Row | None) -> ImportJob | None:
+        return None if row is None else ImportJob.from_row(row)
+
+    @staticmethod
+    def _status_result(params: _Params, row: _Row | None) -> ImportJob:
+        if row is None:
+            raise ImportJobNotFoundError(params["id"])
+        if row["id"] is None:
+            raise InvalidStatusTransitionError(
+                params["id"],
+                ImportJobStatus(row["previous_status"]),
+                ImportJobStatus(params["status"]),
+            )
+        return ImportJob.from_row(row)
+
+    @staticmethod
+    def _start_result(params: _Params, row: _Row | None) -> ImportJob:
+        if row is None:
+            raise ImportJobNotFoundError(params["id"])
+        if row["id"] is None:
+            previous = ImportJobStatus(row["previous_status"])
+            if previous is ImportJobStatus.CANCELLED:
+                raise ImportJobCancelledError(params["id"])
+            raise InvalidStatusTransitionError(params["id"], previous, ImportJobStatus.PROCESSING)
+        return ImportJob.from_row(row)
+
+    @staticmethod
+    def _advance_result(params: _Params, row: _Row | None) -> ImportJobStatus:
+        if row is None:
+            raise ImportJobNotFoundError(params["id"])
+        return ImportJobStatus(row["status"])
+
+    @staticmethod
+    def _found(params: _Params, rowcount: int) -> None:
+        if rowcount == 0:
+            raise ImportJobNotFoundError(params["id"])
+
+
+class ImportJobRepository(_Statements):
     """Create, read and change import jobs over one psycopg connection.
 
     Every method checks its arguments first (bad input raises
     `importjob.exceptions.InvalidFieldError` naming the argument, and nothing
-    is sent), then runs exactly one statement from ``sql/`` in one round trip.
+    is sent), then runs exactly one statement from ``sql/`` in one round trip
+    (`purge_finished` runs one per batch).
 
     The repository opens no transaction of its own: on an autocommit
     connection each call is durable when it returns; inside the caller's
     ``with conn.transaction():`` the calls join that transaction. On a
     connection that is not in autocommit mode, the caller commits.
 
+    A job keeps at most ``max_errors`` error entries, the oldest; the ones
+    past the bound are counted in ``errors_dropped``.
+
     Driver errors come out as `importjob.exceptions.DataImportError`
     subclasses with the driver's exception as ``__cause__``.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], *, max_errors: int = DEFAULT_MAX_ERRORS
+    ) -> None:
+        super().__init__(max_errors=max_errors)
         self._conn = conn
 
     @property
@@ -56,14 +237,17 @@ class ImportJobRepository:
         The job must be PENDING and not started. Raises
         `ImportJobExistsError` when a job with its id exists already.
         """
-        params = create_params(job)
-        [row] = self._fetchall("create_job", params)  # INSERT ... RETURNING: one row
+        [row] = self._fetchall("create_job", self._create_params(job))
         return ImportJob.from_row(row)
 
     def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None when there is none."""
-        row = self._fetchone("get_job", {"id": _validate.job_id(job_id)})
-        return None if row is None else ImportJob.from_row(row)
+        return self._job(self._fetchone("get_job", self._id_params(job_id)))
+
+    def list_by_status(self, status: ImportJobStatus | str, limit: int = 100) -> list[ImportJob]:
+        """Return at most ``limit`` jobs in ``status``, oldest first."""
+        rows = self._fetchall("list_jobs_by_status", self._list_params(status, limit))
+        return [ImportJob.from_row(row) for row in rows]
 
     def update_progress(
         self,
@@ -77,122 +261,284 @@ class ImportJobRepository:
         """Set the job's counters to these absolute values.
 
         ``total``, when given, sets ``total_rows`` too. Raises
-        `ImportJobNotFoundError` when no job has this id.
+        `ImportJobNotFoundError` when no job has this id. Workers that share
+        a job add to its counters with `advance` instead.
         """
-        params = {
-            "id": _validate.job_id(job_id),
-            "processed_rows": _validate.count("processed", processed),
-            "success_count": _validate.count("success", success),
-            "error_count": _validate.count("errors", errors),
-            "total_rows": None if total is None else _validate.count("total", total),
-        }
-        self._write("update_progress", params)
+        params = self._progress_params(job_id, processed, success, errors, total)
+        self._found(params, self._rowcount("update_progress", params))
+
+    def advance(
+        self,
+        job_id: UUID | str,
+        processed: int = 0,
+        success: int = 0,
+        errors: int = 0,
+        *,
+        entries: Sequence[ErrorEntry] = (),
+        entries_dropped: int = 0,
+        worker_id: str | None = None,
+    ) -> ImportJobStatus:
+        """Add to the job's counters, append error ``entries``, and return its status.
+
+        The addition happens in SQL, so any number of workers can advance one
+        job at once and no count is lost. Entries past the bound are counted
+        in ``errors_dropped``, and so are ``entries_dropped`` entries the
+        caller already left out. With ``worker_id``, a processing job records
+        that worker and its heartbeat. Counts are added whatever the status:
+        the returned status tells a worker whether to go on.
+        """
+        params = self._advance_params(
+            job_id,
+            processed,
+            success,
+            errors,
+            entries=entries,
+            entries_dropped=entries_dropped,
+            worker_id=worker_id,
+        )
+        return self._advance_result(params, self._fetchone("advance", params))
+
+    def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
+        """Record that ``worker_id`` (default: this process) still runs the job; return its status.
+
+        Only a processing job records it.
+        """
+        params = self._advance_params(
+            job_id, worker_id=current_worker_id() if worker_id is None else worker_id
+        )
+        return self._advance_result(params, self._fetchone("advance", params))
 
     def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status`` and return it as changed.
 
-        Entering PROCESSING sets ``started_at``, entering a terminal status
-        sets ``completed_at``, both by the database in the same statement.
-        Raises `InvalidStatusTransitionError` when the lifecycle forbids the
-        change (nothing changes then; of two concurrent transitions only one
-        can succeed) and `ImportJobNotFoundError` when no job has this id.
+        Entering PROCESSING sets ``started_at`` (and ``heartbeat_at``),
+        entering a terminal status sets ``completed_at``, both by the
+        database in the same statement. Raises `InvalidStatusTransitionError`
+        when the lifecycle forbids the change (nothing changes then; of two
+        concurrent transitions only one can succeed) and
+        `ImportJobNotFoundError` when no job has this id.
         """
-        params = status_params(job_id, status)
-        row = self._fetchone("update_status", params)
-        return status_result(params, row)
+        params = self._status_params(job_id, status)
+        return self._status_result(params, self._fetchone("update_status", params))
 
-    def add_error(self, job_id: UUID | str, error: Mapping[str, Any] | DataImportError) -> None:
-        """Append one error entry to the job's ``errors``.
+    def cancel(self, job_id: UUID | str) -> ImportJob:
+        """Cancel the job (`update_status` to CANCELLED) and return it.
+
+        Its worker learns of it at its next flush.
+        """
+        return self.update_status(job_id, ImportJobStatus.CANCELLED)
+
+    def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
+        """Append one error entry to the job's ``errors`` (within the bound).
 
         ``error`` is a JSON-serializable dict, or an import exception stored
         as its `to_dict()`. The counters do not change: ``error_count`` is
-        set through `update_progress`. Raises `ImportJobNotFoundError` when
-        no job has this id.
+        set through `update_progress` or `advance`. Raises
+        `ImportJobNotFoundError` when no job has this id.
         """
-        params = {"id": _validate.job_id(job_id), "error": _dump_error(error)}
-        self._write("add_error", params)
+        params = self._advance_params(job_id, entries=[error], entries_field="error")
+        self._advance_result(params, self._fetchone("advance", params))
 
-    def list_by_status(self, status: ImportJobStatus | str, limit: int = 100) -> list[ImportJob]:
-        """Return at most ``limit`` jobs in ``status``, oldest first."""
-        params = {
-            "status": ImportJobStatus.parse(status).value,
-            "limit": _validate.positive("limit", limit),
-        }
-        return [ImportJob.from_row(row) for row in self._fetchall("list_jobs_by_status", params)]
+    def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
+        """Append a batch of error entries in one statement, like `add_error`."""
+        params = self._advance_params(job_id, entries=errors, entries_field="errors")
+        self._advance_result(params, self._fetchone("advance", params))
+
+    def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
+        """Take the oldest PENDING job for ``worker_id`` (default: this process).
+
+        The job becomes PROCESSING in the same statement; concurrent workers
+        never get the same job. Returns None when no job is pending.
+        """
+        return self._job(self._fetchone("claim_next", self._worker_params(worker_id)))
+
+    def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
+        """Make ``worker_id`` (default: this process) the worker of a job and return it.
+
+        A PENDING job becomes PROCESSING; a PROCESSING one changes hands.
+        Raises `ImportJobCancelledError` when the job was cancelled,
+        `InvalidStatusTransitionError` when it ended otherwise.
+        """
+        params = self._worker_params(worker_id, job_id)
+        return self._start_result(params, self._fetchone("start_job", params))
+
+    def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
+        """End the PROCESSING jobs whose last heartbeat is older than ``older_than``.
+
+        They become FAILED, or PENDING again with ``requeue=True`` (for
+        `claim_next`), each with a ``WorkerLostError`` entry; their counters
+        stay as last flushed. A job whose worker is alive is never touched.
+        Returns the rescued jobs.
+        """
+        rows = self._fetchall("rescue_stale", self._rescue_params(older_than, requeue))
+        return [ImportJob.from_row(row) for row in rows]
+
+    def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
+        """Delete the ended jobs that completed before ``older_than`` ago; return how many.
+
+        Deletes in batches of at most ``batch`` rows, one statement each;
+        never a PENDING or PROCESSING job.
+        """
+        params = self._purge_params(older_than, batch)
+        purged = 0
+        while True:
+            deleted = self._rowcount("purge_finished", params)
+            purged += deleted
+            if deleted < params["batch_size"]:
+                return purged
 
     # Every statement goes through these three, and so through translate_errors.
 
-    def _fetchone(self, name: str, params: Mapping[str, Any]) -> _Row | None:
+    def _fetchone(self, name: str, params: _Params) -> _Row | None:
         with translate_errors(params), self._conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query(name), params)
             return cur.fetchone()
 
-    def _fetchall(self, name: str, params: Mapping[str, Any]) -> list[_Row]:
+    def _fetchall(self, name: str, params: _Params) -> list[_Row]:
         with translate_errors(params), self._conn.cursor(row_factory=dict_row) as cur:
             cur.execute(query(name), params)
             return cur.fetchall()
 
-    def _write(self, name: str, params: Mapping[str, Any]) -> None:
+    def _rowcount(self, name: str, params: _Params) -> int:
         with translate_errors(params), self._conn.cursor() as cur:
             cur.execute(query(name), params)
-            found = cur.rowcount
-        if found == 0:
-            raise ImportJobNotFoundError(params["id"])
+            return cur.rowcount
 
 
-# Parameters and results, shared by every repository built on these statements.
+class AsyncImportJobRepository(_Statements):
+    """The asyncio twin of `ImportJobRepository`, over a `psycopg.AsyncConnection`.
 
+    Every method of the sync repository, as a coroutine, running the same
+    statements with the same checks, results and exceptions.
+    """
 
-def create_params(job: object) -> dict[str, Any]:
-    """Return the parameters of ``create_job`` for a new job, or raise `InvalidFieldError`."""
-    if not isinstance(job, ImportJob):
-        raise InvalidFieldError("job", "must be an ImportJob", job)
-    if job.status is not ImportJobStatus.PENDING:
-        raise InvalidFieldError(
-            "status", "a new job must be pending (change it with update_status)", job.status
+    def __init__(
+        self, conn: psycopg.AsyncConnection[Any], *, max_errors: int = DEFAULT_MAX_ERRORS
+    ) -> None:
+        super().__init__(max_errors=max_errors)
+        self._conn = conn
+
+    @property
+    def connection(self) -> psycopg.AsyncConnection[Any]:
+        """Return the connection the repository runs its statements on."""
+        return self._conn
+
+    async def create(self, job: ImportJob) -> ImportJob:
+        """Store a new job; see `ImportJobRepository.create`."""
+        [row] = await self._fetchall("create_job", self._create_params(job))
+        return ImportJob.from_row(row)
+
+    async def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
+        """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
+        return self._job(await self._fetchone("get_job", self._id_params(job_id)))
+
+    async def list_by_status(
+        self, status: ImportJobStatus | str, limit: int = 100
+    ) -> list[ImportJob]:
+        """Return the oldest jobs in ``status``; see `ImportJobRepository.list_by_status`."""
+        rows = await self._fetchall("list_jobs_by_status", self._list_params(status, limit))
+        return [ImportJob.from_row(row) for row in rows]
+
+    async def update_progress(
+        self,
+        job_id: UUID | str,
+        processed: int,
+        success: int,
+        errors: int,
+        *,
+        total: int | None = None,
+    ) -> None:
+        """Set the job's counters; see `ImportJobRepository.update_progress`."""
+        params = self._progress_params(job_id, processed, success, errors, total)
+        self._found(params, await self._rowcount("update_progress", params))
+
+    async def advance(
+        self,
+        job_id: UUID | str,
+        processed: int = 0,
+        success: int = 0,
+        errors: int = 0,
+        *,
+        entries: Sequence[ErrorEntry] = (),
+        entries_dropped: int = 0,
+        worker_id: str | None = None,
+    ) -> ImportJobStatus:
+        """Add to the job's counters; see `ImportJobRepository.advance`."""
+        params = self._advance_params(
+            job_id,
+            processed,
+            success,
+            errors,
+            entries=entries,
+            entries_dropped=entries_dropped,
+            worker_id=worker_id,
         )
-    if job.started_at is not None:
-        raise InvalidFieldError("started_at", "a new job has not started", job.started_at)
-    return {
-        "id": job.id,
-        "status": job.status.value,
-        "source_type": job.source_type.value,
-        "filename": job.filename,
-        "total_rows": job.total_rows,
-        "processed_rows": job.processed_rows,
-        "success_count": job.success_count,
-        "error_count": job.error_count,
-        "errors": json.dumps(job.errors, ensure_ascii=False),
-        "created_at": job.created_at,
-    }
+        return self._advance_result(params, await self._fetchone("advance", params))
 
-
-def status_params(job_id: object, status: object) -> dict[str, Any]:
-    """Return the parameters of ``update_status``, or raise `InvalidFieldError`."""
-    target = ImportJobStatus.parse(status)
-    return {
-        "id": _validate.job_id(job_id),
-        "status": target.value,
-        "from_statuses": [source.value for source in target.previous_statuses()],
-        "starts": target is ImportJobStatus.PROCESSING,
-        "terminal": target.is_terminal,
-    }
-
-
-def status_result(params: Mapping[str, Any], row: _Row | None) -> ImportJob:
-    """Return the job ``update_status`` changed, or raise why it did not."""
-    if row is None:
-        raise ImportJobNotFoundError(params["id"])
-    if row["id"] is None:
-        raise InvalidStatusTransitionError(
-            params["id"],
-            ImportJobStatus(row["previous_status"]),
-            ImportJobStatus(params["status"]),
+    async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
+        """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""
+        params = self._advance_params(
+            job_id, worker_id=current_worker_id() if worker_id is None else worker_id
         )
-    return ImportJob.from_row(row)
+        return self._advance_result(params, await self._fetchone("advance", params))
 
+    async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
+        """Move the job to ``status``; see `ImportJobRepository.update_status`."""
+        params = self._status_params(job_id, status)
+        return self._status_result(params, await self._fetchone("update_status", params))
 
-def _dump_error(error: object) -> str:
-    if isinstance(error, DataImportError):
-        error = error.to_dict()
-    return _validate.dump_error(error)
+    async def cancel(self, job_id: UUID | str) -> ImportJob:
+        """Cancel the job; see `ImportJobRepository.cancel`."""
+        return await self.update_status(job_id, ImportJobStatus.CANCELLED)
+
+    async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
+        """Append one error entry; see `ImportJobRepository.add_error`."""
+        params = self._advance_params(job_id, entries=[error], entries_field="error")
+        self._advance_result(params, await self._fetchone("advance", params))
+
+    async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
+        """Append a batch of error entries; see `ImportJobRepository.add_errors`."""
+        params = self._advance_params(job_id, entries=errors, entries_field="errors")
+        self._advance_result(params, await self._fetchone("advance", params))
+
+    async def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
+        """Take the oldest PENDING job; see `ImportJobRepository.claim_next`."""
+        return self._job(await self._fetchone("claim_next", self._worker_params(worker_id)))
+
+    async def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
+        """Make a worker the job's worker; see `ImportJobRepository.start`."""
+        params = self._worker_params(worker_id, job_id)
+        return self._start_result(params, await self._fetchone("start_job", params))
+
+    async def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
+        """End the jobs of lost workers; see `ImportJobRepository.rescue_stale`."""
+        rows = await self._fetchall("rescue_stale", self._rescue_params(older_than, requeue))
+        return [ImportJob.from_row(row) for row in rows]
+
+    async def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
+        """Delete old ended jobs in batches; see `ImportJobRepository.purge_finished`."""
+        params = self._purge_params(older_than, batch)
+        purged = 0
+        while True:
+            deleted = await self._rowcount("purge_finished", params)
+            purged += deleted
+            if deleted < params["batch_size"]:
+                return purged
+
+    async def _fetchone(self, name: str, params: _Params) -> _Row | None:
+        with translate_errors(params):
+            async with self._conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query(name), params)
+                return await cur.fetchone()
+
+    async def _fetchall(self, name: str, params: _Params) -> list[_Row]:
+        with translate_errors(params):
+            async with self._conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query(name), params)
+                return await cur.fetchall()
+
+    async def _rowcount(self, name: str, params: _Params) -> int:
+        with translate_errors(params):
+            async with self._conn.cursor() as cur:
+                await cur.execute(query(name), params)
+                return cur.rowcount

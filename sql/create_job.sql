@@ -9,4 +9,5 @@ INSERT INTO import_job (
     %(error_count)s::bigint, %(errors)s::jsonb, coalesce(%(created_at)s::timestamptz, now())
 )
 RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
-       error_count, errors, started_at, completed_at, created_at, updated_at;
+          error_count, errors, started_at, completed_at, created_at, updated_at,
+          heartbeat_at, worker_id, errors_dropped;

@@ -1,7 +1,7 @@
 -- update_status: move one job to a new status if the lifecycle allows it.
 -- The caller passes the statuses the target may be entered from
 -- (from_statuses), whether entering it starts the job (starts: sets
--- started_at) and whether it is terminal (terminal: sets completed_at), so
+-- started_at, and heartbeat_at so the job counts as alive) and whether it is terminal (terminal: sets completed_at), so
 -- the lifecycle is written once, in importjob.models. Both times come from
 -- the database's clock, in this statement.
 -- The row is locked first (FOR UPDATE re-reads it after a concurrent change
@@ -18,6 +18,7 @@ WITH current_job AS (
     UPDATE import_job AS job
        SET status = %(status)s::text,
            started_at = CASE WHEN %(starts)s::boolean THEN now() ELSE job.started_at END,
+           heartbeat_at = CASE WHEN %(starts)s::boolean THEN now() ELSE job.heartbeat_at END,
            completed_at = CASE WHEN %(terminal)s::boolean THEN now() END,
            updated_at = now()
       FROM current_job
@@ -25,7 +26,8 @@ WITH current_job AS (
        AND current_job.status = ANY (%(from_statuses)s::text[])
  RETURNING job.id, job.status, job.source_type, job.filename, job.total_rows,
            job.processed_rows, job.success_count, job.error_count, job.errors,
-           job.started_at, job.completed_at, job.created_at, job.updated_at
+           job.started_at, job.completed_at, job.created_at, job.updated_at,
+           job.heartbeat_at, job.worker_id, job.errors_dropped
 )
 SELECT current_job.status AS previous_status, changed.*
   FROM current_job

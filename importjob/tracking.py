@@ -1,0 +1,399 @@
+"""Report the progress of a running import into its job row.
+
+::
+
+    with importjob.track(repo, job_id) as t:
+        for row in rows:
+            try:
+                import_one(row)
+            except ImportValidationError as exc:
+                t.failed(exc)
+            else:
+                t.ok()
+
+A tracker counts rows in memory and flushes them with one statement
+(`ImportJobRepository.advance`) at most every ``every_rows`` rows or
+``every_seconds`` seconds, and on exit. Each flush records the worker's
+heartbeat and reads back the job's status: when someone else cancelled the
+job, the worker gets `ImportJobCancelledError` at its next flush (when the
+job ended otherwise, `ImportJobStoppedError`). While rows are slow to come, a
+background heartbeat keeps the job from looking lost.
+
+Leaving the block normally completes the job; leaving it on an exception
+fails it, with the exception stored as an error entry. Whatever was counted
+is flushed first, either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+from importjob import _validate
+from importjob._identity import worker_id as current_worker_id
+from importjob.exceptions import (
+    DataImportError,
+    ImportJobCancelledError,
+    ImportJobStoppedError,
+    InvalidFieldError,
+    InvalidStatusTransitionError,
+)
+from importjob.models import ImportJobStatus
+from importjob.repository import AsyncImportJobRepository, ErrorEntry, ImportJobRepository
+
+__all__ = ["AsyncTracker", "Tracker", "track", "track_async"]
+
+DEFAULT_HEARTBEAT_SECONDS = 10.0
+
+
+class _TrackerState:
+    """Counting, buffering and deciding when to flush: shared by both trackers."""
+
+    def __init__(
+        self,
+        repo: ImportJobRepository | AsyncImportJobRepository,
+        job_id: UUID | str,
+        *,
+        every_rows: int,
+        every_seconds: float,
+        heartbeat_seconds: float,
+        worker_id: str | None,
+    ) -> None:
+        self.job_id = _validate.job_id(job_id)
+        self.worker_id = _validate.worker_id(
+            current_worker_id() if worker_id is None else worker_id
+        )
+        self._every_rows = _validate.positive("every_rows", every_rows)
+        self._every_seconds = _seconds("every_seconds", every_seconds)
+        self._heartbeat_seconds = _seconds("heartbeat_seconds", heartbeat_seconds)
+        if self._heartbeat_seconds == 0:
+            raise InvalidFieldError("heartbeat_seconds", "must be more than 0", heartbeat_seconds)
+        self._max_entries = repo.max_errors
+        # Not flushed yet.
+        self._rows = 0
+        self._success = 0
+        self._errors = 0
+        self._entries: list[dict[str, Any]] = []
+        self._entries_dropped = 0
+        # Flushed already.
+        self._flushed_rows = 0
+        self._flushed_success = 0
+        self._flushed_errors = 0
+        self._last_flush = time.monotonic()
+        self._deadline = self._last_flush + self._every_seconds
+
+    @property
+    def processed(self) -> int:
+        """Return the rows counted so far, flushed or not."""
+        return self._flushed_rows + self._rows
+
+    @property
+    def succeeded(self) -> int:
+        """Return the rows counted as imported so far."""
+        return self._flushed_success + self._success
+
+    @property
+    def failures(self) -> int:
+        """Return the rows counted as failed so far."""
+        return self._flushed_errors + self._errors
+
+    @property
+    def unflushed(self) -> int:
+        """Return the rows counted since the last flush."""
+        return self._rows
+
+    def _count_ok(self, n: int) -> bool:
+        # The hot path: a few integer additions and a clock read.
+        if type(n) is not int or n < 0:
+            _validate.count("n", n)
+        self._success += n
+        self._rows += n
+        return self._rows >= self._every_rows or time.monotonic() >= self._deadline
+
+    def _count_failed(self, error: ErrorEntry) -> bool:
+        entry = _entry(error)
+        self._errors += 1
+        self._rows += 1
+        self._keep(entry)
+        return self._rows >= self._every_rows or time.monotonic() >= self._deadline
+
+    def _keep(self, entry: dict[str, Any]) -> None:
+        # A job keeps at most max_errors entries: more in the buffer could never be stored.
+        if len(self._entries) < self._max_entries:
+            self._entries.append(entry)
+        else:
+            self._entries_dropped += 1
+
+    def _batch(self) -> dict[str, Any]:
+        return {
+            "processed": self._rows,
+            "success": self._success,
+            "errors": self._errors,
+            "entries": self._entries,
+            "entries_dropped": self._entries_dropped,
+            "worker_id": self.worker_id,
+        }
+
+    def _flushed(self, status: ImportJobStatus) -> None:
+        # Only once the statement succeeded: a failed flush loses nothing.
+        self._flushed_rows += self._rows
+        self._flushed_success += self._success
+        self._flushed_errors += self._errors
+        self._rows = self._success = self._errors = self._entries_dropped = 0
+        self._entries = []
+        self._last_flush = time.monotonic()
+        self._deadline = self._last_flush + self._every_seconds
+        if status.is_terminal:
+            raise _stopped(self.job_id, status)
+
+    def _heartbeat_due(self) -> bool:
+        return time.monotonic() - self._last_flush >= self._heartbeat_seconds
+
+    def _heard(self, status: ImportJobStatus) -> None:
+        if status.is_terminal:
+            # Make the worker's next ok() or failed() flush, see the status and stop.
+            self._deadline = 0.0
+
+    def _failure(self, exc: BaseException) -> None:
+        # The exception that ended the import: an entry, not a failed row.
+        if isinstance(exc, DataImportError):
+            self._keep(_entry(exc))
+        else:
+            self._keep({"type": type(exc).__name__, "message": str(exc)[:1000]})
+
+
+def _seconds(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidFieldError(field, "must be a number of seconds, 0 or more", value)
+    return float(value)
+
+
+def _entry(error: object) -> dict[str, Any]:
+    if isinstance(error, DataImportError):
+        error = error.to_dict()
+    return _validate.error_entry(error, "error")
+
+
+def _stopped(job_id: UUID, status: ImportJobStatus) -> ImportJobStoppedError:
+    if status is ImportJobStatus.CANCELLED:
+        return ImportJobCancelledError(job_id)
+    return ImportJobStoppedError(job_id, status)
+
+
+class Tracker(_TrackerState):
+    """Track one running import over an `ImportJobRepository`; made by `track`.
+
+    Use it as a context manager from one thread. Give it a connection of its
+    own: the idle heartbeat runs on that connection from a background thread.
+    """
+
+    def __init__(
+        self,
+        repo: ImportJobRepository,
+        job_id: UUID | str,
+        *,
+        every_rows: int = 1000,
+        every_seconds: float = 1.0,
+        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+        worker_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            repo,
+            job_id,
+            every_rows=every_rows,
+            every_seconds=every_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            worker_id=worker_id,
+        )
+        self._repo = repo
+        self._stop = threading.Event()
+        self._beater: threading.Thread | None = None
+
+    def ok(self, n: int = 1) -> None:
+        """Count ``n`` rows imported; flush when due.
+
+        Raises `ImportJobCancelledError` (or `ImportJobStoppedError`) when a
+        flush finds the job ended by someone else.
+        """
+        if self._count_ok(n):
+            self.flush()
+
+    def failed(self, error: ErrorEntry) -> None:
+        """Count one failed row and keep its error entry; flush when due.
+
+        ``error`` is an import exception or a JSON-serializable dict.
+        """
+        if self._count_failed(error):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the counts and error entries gathered since the last flush, in one statement."""
+        self._flushed(self._repo.advance(self.job_id, **self._batch()))
+
+    def __enter__(self) -> Tracker:
+        self._repo.start(self.job_id, self.worker_id)
+        self._beater = threading.Thread(
+            target=self._beat, name=f"importjob-heartbeat-{self.job_id}", daemon=True
+        )
+        self._beater.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._beater is not None:
+            self._beater.join()
+        if exc is None:
+            self.flush()
+            try:
+                self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED)
+            except InvalidStatusTransitionError as lost:
+                # Ended by someone else between the last flush and now.
+                raise _stopped(self.job_id, ImportJobStatus(lost.from_status)) from lost
+        elif not isinstance(exc, ImportJobStoppedError):
+            self._failure(exc)
+            try:
+                self._flushed(self._repo.advance(self.job_id, **self._batch()))
+                self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
+            except DataImportError as cleanup:
+                # The import's own exception goes on; say why the job may not show it.
+                exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._heartbeat_seconds / 4):
+            if self._heartbeat_due():
+                with contextlib.suppress(DataImportError):  # the next flush will say
+                    self._heard(self._repo.heartbeat(self.job_id, self.worker_id))
+
+
+class AsyncTracker(_TrackerState):
+    """The asyncio twin of `Tracker`, over an `AsyncImportJobRepository`; made by `track_async`.
+
+    ``ok``, ``failed`` and ``flush`` are coroutines; the idle heartbeat is a
+    task on the running loop.
+    """
+
+    def __init__(
+        self,
+        repo: AsyncImportJobRepository,
+        job_id: UUID | str,
+        *,
+        every_rows: int = 1000,
+        every_seconds: float = 1.0,
+        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+        worker_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            repo,
+            job_id,
+            every_rows=every_rows,
+            every_seconds=every_seconds,
+            heartbeat_seconds=heartbeat_seconds,
+            worker_id=worker_id,
+        )
+        self._repo = repo
+        self._beater: asyncio.Task[None] | None = None
+
+    async def ok(self, n: int = 1) -> None:
+        """Count ``n`` rows imported; flush when due. See `Tracker.ok`."""
+        if self._count_ok(n):
+            await self.flush()
+
+    async def failed(self, error: ErrorEntry) -> None:
+        """Count one failed row and keep its error entry. See `Tracker.failed`."""
+        if self._count_failed(error):
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what was gathered since the last flush. See `Tracker.flush`."""
+        self._flushed(await self._repo.advance(self.job_id, **self._batch()))
+
+    async def __aenter__(self) -> AsyncTracker:
+        await self._repo.start(self.job_id, self.worker_id)
+        self._beater = asyncio.create_task(self._beat(), name=f"importjob-heartbeat-{self.job_id}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._beater is not None:
+            self._beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beater
+        if exc is None:
+            await self.flush()
+            try:
+                await self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED)
+            except InvalidStatusTransitionError as lost:
+                raise _stopped(self.job_id, ImportJobStatus(lost.from_status)) from lost
+        elif not isinstance(exc, ImportJobStoppedError):
+            self._failure(exc)
+            try:
+                self._flushed(await self._repo.advance(self.job_id, **self._batch()))
+                await self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
+            except DataImportError as cleanup:
+                exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_seconds / 4)
+            if self._heartbeat_due():
+                with contextlib.suppress(DataImportError):
+                    self._heard(await self._repo.heartbeat(self.job_id, self.worker_id))
+
+
+def track(
+    repo: ImportJobRepository,
+    job_id: UUID | str,
+    every_rows: int = 1000,
+    every_seconds: float = 1.0,
+    *,
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+    worker_id: str | None = None,
+) -> Tracker:
+    """Return a `Tracker` for the job, to use as a context manager around the import.
+
+    On entry a PENDING job becomes PROCESSING (a PROCESSING one, claimed with
+    `ImportJobRepository.claim_next`, stays so) with this worker recorded.
+    ``worker_id`` defaults to this process's identity.
+    """
+    return Tracker(
+        repo,
+        job_id,
+        every_rows=every_rows,
+        every_seconds=every_seconds,
+        heartbeat_seconds=heartbeat_seconds,
+        worker_id=worker_id,
+    )
+
+
+def track_async(
+    repo: AsyncImportJobRepository,
+    job_id: UUID | str,
+    every_rows: int = 1000,
+    every_seconds: float = 1.0,
+    *,
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+    worker_id: str | None = None,
+) -> AsyncTracker:
+    """Return an `AsyncTracker` for the job, to use as an async context manager."""
+    return AsyncTracker(
+        repo,
+        job_id,
+        every_rows=every_rows,
+        every_seconds=every_seconds,
+        heartbeat_seconds=heartbeat_seconds,
+        worker_id=worker_id,
+    )

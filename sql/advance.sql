@@ -1,0 +1,31 @@
+-- advance: add to a job's counters and append a batch of error entries, in
+-- SQL (no read-modify-write), so any number of workers can report into one
+-- job. Entries are kept up to max_errors, oldest first; the ones past the
+-- bound are only counted, in errors_dropped, with the entries_dropped the
+-- caller left out already. When a worker is named and the
+-- job is processing, it records the worker and its heartbeat.
+-- Returns the job's status after the change, or no row when no job has this id.
+UPDATE import_job
+   SET processed_rows = processed_rows + %(processed)s::bigint,
+       success_count = success_count + %(success)s::bigint,
+       error_count = error_count + %(errors)s::bigint,
+       errors = CASE
+           -- Nothing to append, or no room: the stored value stays as it is, unrewritten.
+           WHEN jsonb_array_length(%(entries)s::jsonb) = 0
+             OR jsonb_array_length(errors) >= %(max_errors)s::bigint THEN errors
+           ELSE errors || (
+               SELECT coalesce(jsonb_agg(entry.value ORDER BY entry.n), '[]'::jsonb)
+                 FROM jsonb_array_elements(%(entries)s::jsonb) WITH ORDINALITY AS entry (value, n)
+                WHERE entry.n <= %(max_errors)s::bigint - jsonb_array_length(errors))
+       END,
+       errors_dropped = errors_dropped + %(entries_dropped)s::bigint + greatest(
+           0,
+           jsonb_array_length(%(entries)s::jsonb)
+             - greatest(0, %(max_errors)s::bigint - jsonb_array_length(errors))),
+       heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
+                           THEN now() ELSE heartbeat_at END,
+       worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
+                        THEN %(worker_id)s::text ELSE worker_id END,
+       updated_at = now()
+ WHERE id = %(id)s::uuid
+RETURNING status;
