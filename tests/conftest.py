@@ -8,6 +8,8 @@ session. A test that cannot reach its database fails: nothing here skips.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import shutil
@@ -21,7 +23,14 @@ import pytest
 from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from importjob import ImportJob, ImportJobRepository, apply_migrations
+from importjob import (
+    AsyncImportJobRepository,
+    ImportJob,
+    ImportJobRepository,
+    apply_migrations,
+    track,
+    track_async,
+)
 
 _embedded: Any = None
 _embedded_dir: str | None = None
@@ -147,3 +156,79 @@ def empty_db_url(importjob_server: Any) -> Iterator[str]:
 def new_job() -> ImportJob:
     """Return a valid job not yet stored."""
     return ImportJob(source_type="csv", filename="pairs.csv", total_rows=1200)
+
+
+class SyncSide:
+    """The sync repository and tracker, as the behavioural tests drive them."""
+
+    kind = "sync"
+
+    def __init__(self, conn: psycopg.Connection[Any], max_errors: int = 1000) -> None:
+        self.repo = ImportJobRepository(conn, max_errors=max_errors)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.repo, name)
+
+    def track(self, job_id: Any, *args: Any, **kwargs: Any) -> Any:
+        return track(self.repo, job_id, *args, **kwargs)
+
+    def with_max_errors(self, max_errors: int) -> SyncSide:
+        return SyncSide(self.repo.connection, max_errors)
+
+
+class AsyncSide:
+    """The asyncio twins, driven through one event loop so the same tests run on them."""
+
+    kind = "async"
+
+    def __init__(self, runner: asyncio.Runner, conn: Any, max_errors: int = 1000) -> None:
+        self.runner = runner
+        self.repo = AsyncImportJobRepository(conn, max_errors=max_errors)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.repo, name)
+        return lambda *args, **kwargs: self.runner.run(method(*args, **kwargs))
+
+    @contextlib.contextmanager
+    def track(self, job_id: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        tracker = track_async(self.repo, job_id, *args, **kwargs)
+        self.runner.run(tracker.__aenter__())
+        try:
+            yield _Awaiting(self.runner, tracker)
+        except BaseException as exc:
+            self.runner.run(tracker.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
+        else:
+            self.runner.run(tracker.__aexit__(None, None, None))
+
+    def with_max_errors(self, max_errors: int) -> AsyncSide:
+        return AsyncSide(self.runner, self.repo.connection, max_errors)
+
+
+class _Awaiting:
+    # Runs the tracker's coroutines to completion, so a test calls t.ok() alike.
+    def __init__(self, runner: asyncio.Runner, target: Any) -> None:
+        self._runner = runner
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+        return lambda *args, **kwargs: self._runner.run(value(*args, **kwargs))
+
+
+@pytest.fixture(params=["sync", "async"])
+def side(
+    request: pytest.FixtureRequest, conn: psycopg.Connection[Any], db_url: str
+) -> Iterator[Any]:
+    """Return the sync or the async repository and tracker, over the fresh database."""
+    if request.param == "sync":
+        yield SyncSide(conn)
+        return
+    with asyncio.Runner() as runner:
+        aconn = runner.run(psycopg.AsyncConnection.connect(db_url, autocommit=True))
+        try:
+            yield AsyncSide(runner, aconn)
+        finally:
+            runner.run(aconn.close())

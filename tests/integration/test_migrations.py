@@ -70,9 +70,21 @@ def test_import_job_table_created(empty_db_url: str) -> None:
 def test_import_job_indexes_created(empty_db_url: str) -> None:
     apply_migrations(empty_db_url)
     indexes = dict(_schema(empty_db_url)["indexes"])
-    assert set(indexes) == {"import_job_pkey", "ix_import_job_status"}
-    # Shaped for list_by_status: the filter, then the order.
+    assert set(indexes) == {
+        "import_job_pkey",
+        "ix_import_job_status",
+        "ix_import_job_heartbeat",
+        "ix_import_job_completed_at",
+    }
+    # Shaped for list_by_status and claim_next: the filter, then the order.
     assert indexes["ix_import_job_status"].endswith("(status, created_at, id)")
+    # rescue_stale looks only at processing jobs; purge_finished only at ended ones.
+    assert indexes["ix_import_job_heartbeat"].endswith(
+        "(heartbeat_at) WHERE (status = 'processing'::text)"
+    )
+    assert indexes["ix_import_job_completed_at"].endswith(
+        "(completed_at) WHERE (completed_at IS NOT NULL)"
+    )
 
 
 def test_list_by_status_uses_the_status_index(conn: psycopg.Connection[Any]) -> None:

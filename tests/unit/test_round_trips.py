@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -49,6 +50,12 @@ CALLS: dict[str, Call] = {
     "update_progress": lambda repo, job: repo.update_progress(job.id, 5, 4, 1),
     "add_error": lambda repo, job: repo.add_error(job.id, {"message": "x"}),
     "list_by_status": lambda repo, job: repo.list_by_status(ImportJobStatus.PENDING, 50),
+    "advance": lambda repo, job: repo.advance(job.id, 3, 2, 1, entries=[{"message": "x"}]),
+    "add_errors": lambda repo, job: repo.add_errors(job.id, [{"n": 1}, {"n": 2}]),
+    "heartbeat": lambda repo, job: repo.heartbeat(job.id),
+    "claim_next": lambda repo, job: repo.claim_next(),
+    "start": lambda repo, job: repo.start(job.id),
+    "rescue_stale": lambda repo, job: repo.rescue_stale(timedelta(hours=1)),
     # A refused transition still answers in the one round trip.
     "update_status": _refused,
 }
