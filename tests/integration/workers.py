@@ -1,0 +1,102 @@
+"""Worker processes for the concurrency tests: ``python workers.py COMMAND URL ...``.
+
+Each command is a small real worker using the installed package against the
+database at URL, and reports on stdout, one line per event, so the test in
+the parent process can follow it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from importjob import ImportJobRepository, ImportJobStatus, track, worker_id
+from importjob.exceptions import InvalidStatusTransitionError
+
+
+def _repo(url: str) -> ImportJobRepository:
+    return ImportJobRepository(psycopg.connect(url, autocommit=True))
+
+
+def advance(url: str, job_id: str, calls: str) -> None:
+    """Add one processed, succeeded row ``calls`` times, every 10th with a failure."""
+    repo = _repo(url)
+    for call in range(int(calls)):
+        if call % 10 == 9:
+            repo.advance(job_id, processed=1, errors=1, entries=[{"message": str(call)}])
+        else:
+            repo.advance(job_id, processed=1, success=1)
+    print("done", flush=True)
+
+
+def claim(url: str) -> None:
+    """Claim jobs until none is pending; print each id claimed."""
+    repo = _repo(url)
+    print("worker", worker_id(), flush=True)
+    while (job := repo.claim_next()) is not None:
+        print("claimed", job.id, flush=True)
+
+
+def track_slowly(url: str, job_id: str, every_rows: str, heartbeat_seconds: str) -> None:
+    """Import rows slowly under a tracker, printing the count after each flush.
+
+    Runs until its stdin closes (or the process is killed), then completes the job.
+    """
+    repo = _repo(url)
+    stdin_closed = threading.Event()
+
+    def wait_for_eof() -> None:
+        sys.stdin.read()
+        stdin_closed.set()
+
+    threading.Thread(target=wait_for_eof, daemon=True).start()
+    print("worker", worker_id(), flush=True)
+    with track(
+        repo,
+        job_id,
+        every_rows=int(every_rows),
+        every_seconds=3600,
+        heartbeat_seconds=float(heartbeat_seconds),
+    ) as tracker:
+        while not stdin_closed.is_set():
+            tracker.ok()
+            if tracker.unflushed == 0:
+                print("flushed", tracker.processed, flush=True)
+            time.sleep(0.002)
+    print("completed", flush=True)
+
+
+def race(url: str, status: str, ids_file: str) -> None:
+    """For round N, wait at the parent's gate N, then try moving the N-th job to ``status``.
+
+    The parent holds advisory lock (59, N) and releases it once both racers
+    wait on it, so they hit the job at the same moment.
+    """
+    repo = _repo(url)
+    conn = repo.connection
+    with open(ids_file) as ids:
+        jobs = [line.strip() for line in ids if line.strip()]
+    for gate, job_id in enumerate(jobs, start=1):
+        conn.execute("SELECT pg_advisory_lock_shared(59, %s)", [gate])
+        conn.execute("SELECT pg_advisory_unlock_shared(59, %s)", [gate])
+        try:
+            repo.update_status(job_id, ImportJobStatus(status))
+        except InvalidStatusTransitionError as lost:
+            print(gate, "lost", lost.from_status, flush=True)
+        else:
+            print(gate, "won", flush=True)
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "advance": advance,
+    "claim": claim,
+    "track": track_slowly,
+    "race": race,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
