@@ -148,6 +148,16 @@ def _is_aware(_: object, attribute: attrs.Attribute[datetime | None], value: obj
     _validate.aware_datetime(attribute.name, value)
 
 
+def _json_value(_: object, __: object, value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
 @attrs.frozen(kw_only=True)
 class ImportJob:
     """One import: its file, where it is in its lifecycle, its counts and its errors.
@@ -202,6 +212,10 @@ class ImportJob:
     def is_finished(self) -> bool:
         """Return whether the job is in a terminal status."""
         return self.status.is_terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return every field as JSON-ready values (ids and times as ISO strings)."""
+        return attrs.asdict(self, value_serializer=_json_value)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ImportJob:

@@ -9,13 +9,16 @@ execute.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from importjob import _validate
@@ -25,6 +28,7 @@ from importjob._queries import query
 from importjob.exceptions import (
     DataImportError,
     ImportJobCancelledError,
+    ImportJobDatabaseError,
     ImportJobNotFoundError,
     InvalidFieldError,
     InvalidStatusTransitionError,
@@ -34,6 +38,9 @@ from importjob.models import ImportJob, ImportJobStatus
 __all__ = ["DEFAULT_MAX_ERRORS", "AsyncImportJobRepository", "ImportJobRepository"]
 
 DEFAULT_MAX_ERRORS = 1000
+# A watcher whose connection is cut retries this often, waiting 0.1 s, then
+# twice as long each time (at most 2 s): about 15 s in all.
+WATCH_RECONNECT_ATTEMPTS = 10
 
 _Row = dict[str, Any]
 _Params = dict[str, Any]
@@ -159,6 +166,51 @@ class _Statements:
             "batch_size": _validate.positive("batch", batch),
         }
 
+    @staticmethod
+    def _recent_query(status: object, limit: object) -> tuple[str, _Params]:
+        params: _Params = {"limit": _validate.positive("limit", limit)}
+        if status is None:
+            return "list_jobs_newest", params
+        params["status"] = ImportJobStatus.parse(status).value
+        return "list_jobs_newest_by_status", params
+
+    @staticmethod
+    def _listen(job_id: UUID) -> sql.Composed:
+        channel = sql.Identifier(f"import_job_{job_id.hex}")
+        return sql.SQL(query("listen_job")).format(channel=channel)
+
+    @staticmethod
+    def _watch_timeout(timeout: object) -> float | None:
+        if timeout is None:
+            return None
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
+            raise InvalidFieldError("timeout", "must be None or seconds, 0 or more", timeout)
+        return float(timeout)
+
+    @staticmethod
+    def _watch_conninfo(info: psycopg.ConnectionInfo) -> dict[str, Any]:
+        # The watcher's own connection, to the same database as the caller's.
+        params: dict[str, Any] = {
+            "conninfo": info.dsn,
+            "autocommit": True,
+            "application_name": "importjob watch",
+        }
+        if info.password:
+            params["password"] = info.password
+        return params
+
+    @staticmethod
+    def _reconnect_delay(attempt: int, exc: Exception) -> float:
+        # Only a lost connection is retried; anything else goes to the caller.
+        cut = exc if isinstance(exc, psycopg.OperationalError) else exc.__cause__
+        if not isinstance(cut, psycopg.OperationalError):
+            raise exc
+        if attempt >= WATCH_RECONNECT_ATTEMPTS:
+            raise ImportJobDatabaseError(
+                f"the watcher lost its connection and could not reconnect: {cut}"
+            ) from cut
+        return float(min(2.0, 0.1 * 2**attempt))
+
     # Results.
 
     @staticmethod
@@ -248,6 +300,55 @@ class ImportJobRepository(_Statements):
         """Return at most ``limit`` jobs in ``status``, oldest first."""
         rows = self._fetchall("list_jobs_by_status", self._list_params(status, limit))
         return [ImportJob.from_row(row) for row in rows]
+
+    def list_recent(
+        self, status: ImportJobStatus | str | None = None, limit: int = 50
+    ) -> list[ImportJob]:
+        """Return at most ``limit`` jobs, newest first, in ``status`` when given."""
+        name, params = self._recent_query(status, limit)
+        return [ImportJob.from_row(row) for row in self._fetchall(name, params)]
+
+    def watch(self, job_id: UUID | str, timeout: float | None = None) -> Iterator[ImportJob]:
+        """Yield a snapshot of the job now and each time it changes, until it ends.
+
+        Rides on LISTEN/NOTIFY (every change of a job notifies, migration
+        0004) over a connection of its own, opened with the repository
+        connection's parameters, so it costs the database nothing while the
+        job is idle. A burst of changes yields one snapshot. When the
+        connection is cut, it reconnects, re-reads and goes on (giving up
+        after about 15 s with `ImportJobDatabaseError`). Raises
+        `ImportJobNotFoundError` when the job does not exist (or is deleted)
+        and `TimeoutError` when ``timeout`` seconds pass without a change.
+        """
+        params = self._id_params(job_id)
+        wait_limit = self._watch_timeout(timeout)
+        last: ImportJob | None = None
+        attempt = 0
+        while True:
+            try:
+                with psycopg.connect(**self._watch_conninfo(self._conn.info)) as conn:
+                    conn.execute(self._listen(params["id"]))
+                    attempt = 0
+                    while True:
+                        job = self._read(conn, params)
+                        if job != last:
+                            last = job
+                            yield job
+                        if job.is_finished:
+                            return
+                        if not _wait_for_notify(conn, wait_limit):
+                            raise TimeoutError(f"import job {job.id} did not change in {timeout} s")
+            except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
+                time.sleep(self._reconnect_delay(attempt, exc))
+                attempt += 1
+
+    def _read(self, conn: psycopg.Connection[Any], params: _Params) -> ImportJob:
+        with translate_errors(params), conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(query("get_job"), params)
+            row = cur.fetchone()
+        if row is None:
+            raise ImportJobNotFoundError(params["id"])
+        return ImportJob.from_row(row)
 
     def update_progress(
         self,
@@ -439,6 +540,50 @@ class AsyncImportJobRepository(_Statements):
         rows = await self._fetchall("list_jobs_by_status", self._list_params(status, limit))
         return [ImportJob.from_row(row) for row in rows]
 
+    async def list_recent(
+        self, status: ImportJobStatus | str | None = None, limit: int = 50
+    ) -> list[ImportJob]:
+        """Return the newest jobs; see `ImportJobRepository.list_recent`."""
+        name, params = self._recent_query(status, limit)
+        return [ImportJob.from_row(row) for row in await self._fetchall(name, params)]
+
+    async def watch(
+        self, job_id: UUID | str, timeout: float | None = None
+    ) -> AsyncIterator[ImportJob]:
+        """Yield the job each time it changes, until it ends; see `ImportJobRepository.watch`."""
+        params = self._id_params(job_id)
+        wait_limit = self._watch_timeout(timeout)
+        last: ImportJob | None = None
+        attempt = 0
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    **self._watch_conninfo(self._conn.info)
+                ) as conn:
+                    await conn.execute(self._listen(params["id"]))
+                    attempt = 0
+                    while True:
+                        job = await self._read(conn, params)
+                        if job != last:
+                            last = job
+                            yield job
+                        if job.is_finished:
+                            return
+                        if not await _wait_for_notify_async(conn, wait_limit):
+                            raise TimeoutError(f"import job {job.id} did not change in {timeout} s")
+            except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
+                await asyncio.sleep(self._reconnect_delay(attempt, exc))
+                attempt += 1
+
+    async def _read(self, conn: psycopg.AsyncConnection[Any], params: _Params) -> ImportJob:
+        with translate_errors(params):
+            async with conn.cursor(row_factory=dict_row) as cur:
+                await cur.execute(query("get_job"), params)
+                row = await cur.fetchone()
+        if row is None:
+            raise ImportJobNotFoundError(params["id"])
+        return ImportJob.from_row(row)
+
     async def update_progress(
         self,
         job_id: UUID | str,
@@ -542,3 +687,27 @@ class AsyncImportJobRepository(_Statements):
             async with self._conn.cursor() as cur:
                 await cur.execute(query(name), params)
                 return cur.rowcount
+
+
+def _wait_for_notify(conn: psycopg.Connection[Any], timeout: float | None) -> bool:
+    """Wait for the next notification, then take all queued behind it: they fold into one.
+
+    The drain runs after the first generator has closed: a generator holds
+    the connection's lock while it is open.
+    """
+    woken = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+    if woken:
+        for _ in conn.notifies(timeout=0):
+            pass
+    return woken
+
+
+async def _wait_for_notify_async(conn: psycopg.AsyncConnection[Any], timeout: float | None) -> bool:
+    """Wait like `_wait_for_notify`, in asyncio."""
+    woken = False
+    async for _ in conn.notifies(timeout=timeout, stop_after=1):
+        woken = True
+    if woken:
+        async for _ in conn.notifies(timeout=0):
+            pass
+    return woken

@@ -175,6 +175,9 @@ class SyncSide:
     def with_max_errors(self, max_errors: int) -> SyncSide:
         return SyncSide(self.repo.connection, max_errors)
 
+    def watch_all(self, job_id: Any, timeout: float | None = None) -> list[ImportJob]:
+        return list(self.repo.watch(job_id, timeout=timeout))
+
 
 class AsyncSide:
     """The asyncio twins, driven through one event loop so the same tests run on them."""
@@ -203,6 +206,12 @@ class AsyncSide:
 
     def with_max_errors(self, max_errors: int) -> AsyncSide:
         return AsyncSide(self.runner, self.repo.connection, max_errors)
+
+    def watch_all(self, job_id: Any, timeout: float | None = None) -> list[ImportJob]:
+        async def collect() -> list[ImportJob]:
+            return [job async for job in self.repo.watch(job_id, timeout=timeout)]
+
+        return self.runner.run(collect())
 
 
 class _Awaiting:

@@ -75,6 +75,7 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
         "ix_import_job_status",
         "ix_import_job_heartbeat",
         "ix_import_job_completed_at",
+        "ix_import_job_created_at",
     }
     # Shaped for list_by_status and claim_next: the filter, then the order.
     assert indexes["ix_import_job_status"].endswith("(status, created_at, id)")
@@ -85,6 +86,8 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
     assert indexes["ix_import_job_completed_at"].endswith(
         "(completed_at) WHERE (completed_at IS NOT NULL)"
     )
+    # list_recent reads it backwards: newest first.
+    assert indexes["ix_import_job_created_at"].endswith("(created_at, id)")
 
 
 def test_list_by_status_uses_the_status_index(conn: psycopg.Connection[Any]) -> None:
@@ -207,6 +210,7 @@ def test_rollback_removes_everything(empty_db_url: str) -> None:
         leftovers = conn.execute(
             "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = current_schema() AND relname LIKE '%%import_job%%'"
+            " UNION ALL SELECT proname::text FROM pg_proc WHERE proname LIKE '%%import_job%%'"
         ).fetchall()
     assert leftovers == []
 

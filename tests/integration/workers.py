@@ -91,7 +91,24 @@ def race(url: str, status: str, ids_file: str) -> None:
             print(gate, "won", flush=True)
 
 
+def drive(url: str, job_id: str, steps: str, step_seconds: str) -> None:
+    """Take a job through its life slowly: start, ``steps`` advances, complete."""
+    repo = _repo(url)
+    pause = float(step_seconds)
+    time.sleep(pause)
+    repo.start(job_id)
+    print("started", flush=True)
+    for step in range(1, int(steps) + 1):
+        time.sleep(pause)
+        repo.advance(job_id, processed=100, success=100)
+        print("advanced", step * 100, flush=True)
+    time.sleep(pause)
+    repo.update_status(job_id, ImportJobStatus.COMPLETED)
+    print("completed", flush=True)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
+    "drive": drive,
     "advance": advance,
     "claim": claim,
     "track": track_slowly,

@@ -48,6 +48,10 @@ def test_the_basic_calls_behave_alike(side: Any) -> None:
     assert (started.processed_rows, started.total_rows) == (3, 12)
     assert started.heartbeat_at == started.started_at  # a started job counts as alive
     assert side.list_by_status(S.PROCESSING, 5) == [started]
+    newer = _new(side)
+    assert side.list_recent() == [newer, started]
+    assert side.list_recent(S.PENDING) == [newer]
+    assert side.list_recent(limit=1) == [newer]
     with pytest.raises(ImportJobNotFoundError):
         side.update_progress(uuid.uuid4(), 1, 1, 0)
     with pytest.raises(InvalidStatusTransitionError):

@@ -1,0 +1,9 @@
+-- list_jobs_newest_by_status: the newest jobs in one status, newest first.
+-- Served backwards by ix_import_job_status (status, created_at, id).
+SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
+       error_count, errors, started_at, completed_at, created_at, updated_at,
+       heartbeat_at, worker_id, errors_dropped
+  FROM import_job
+ WHERE status = %(status)s::text
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s::bigint;

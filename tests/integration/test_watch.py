@@ -1,0 +1,154 @@
+"""repo.watch: every change of a job driven by another process, over LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from importjob import ImportJob, ImportJobStatus
+from importjob.exceptions import ImportJobNotFoundError, InvalidFieldError
+
+S = ImportJobStatus
+WORKERS = Path(__file__).with_name("workers.py")
+
+
+def _drive(db_url: str, job: ImportJob, steps: int, pause: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(WORKERS), "drive", db_url, str(job.id), str(steps), str(pause)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _new(side: Any) -> ImportJob:
+    job: ImportJob = side.create(ImportJob(source_type="csv", filename="watched.csv"))
+    return job
+
+
+def test_a_watcher_sees_every_change_until_the_end(side: Any, db_url: str) -> None:
+    job = _new(side)
+    with _drive(db_url, job, steps=4, pause=0.2) as driver:
+        seen = side.watch_all(job.id, timeout=30)
+        assert driver.wait(timeout=30) == 0
+    statuses = [snapshot.status for snapshot in seen]
+    # Every status, in order, each change once, and the iterator ends at the end.
+    assert [s for i, s in enumerate(statuses) if i == 0 or s != statuses[i - 1]] == [
+        S.PENDING,
+        S.PROCESSING,
+        S.COMPLETED,
+    ]
+    progress = [snapshot.processed_rows for snapshot in seen if snapshot.status is S.PROCESSING]
+    assert progress == [0, 100, 200, 300, 400]
+    assert seen[-1].processed_rows == 400
+    assert all(a != b for a, b in itertools.pairwise(seen))
+
+
+def test_a_watcher_survives_its_connection_being_cut(
+    side: Any, db_url: str, conn: psycopg.Connection[Any]
+) -> None:
+    job = _new(side)
+    cuts: list[int] = []
+
+    def cut_once_processing() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT status FROM import_job WHERE id = %s", [job.id]).fetchone()
+            if row and row[0] == "processing":
+                killed = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'importjob watch'"
+                    " AND datname = current_database()"
+                ).fetchall()
+                cuts.extend(1 for (ok,) in killed if ok)
+                return
+            time.sleep(0.02)
+
+    cutter = threading.Thread(target=cut_once_processing)
+    with _drive(db_url, job, steps=5, pause=0.3) as driver:
+        cutter.start()
+        seen = side.watch_all(job.id, timeout=30)
+        cutter.join()
+        assert driver.wait(timeout=30) == 0
+    assert cuts == [1]
+    assert seen[-1].status is S.COMPLETED
+    assert seen[-1].processed_rows == 500
+    # After the cut it re-read and went on: later progress was still seen.
+    assert [s.processed_rows for s in seen if s.status is S.PROCESSING][-1] == 500
+
+
+def test_a_job_deleted_while_watched(side: Any, conn: psycopg.Connection[Any]) -> None:
+    job = _new(side)
+    deleter = threading.Timer(
+        0.3, lambda: conn.execute("DELETE FROM import_job WHERE id = %s", [job.id])
+    )
+    deleter.start()
+    with pytest.raises(ImportJobNotFoundError):
+        side.watch_all(job.id, timeout=10)
+    deleter.join()
+
+
+def test_watching_an_ended_job_yields_it_once(side: Any) -> None:
+    job = _new(side)
+    side.cancel(job.id)
+    [snapshot] = side.watch_all(job.id)
+    assert snapshot.status is S.CANCELLED
+
+
+def test_watch_times_out_on_an_idle_job(side: Any) -> None:
+    job = _new(side)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=str(job.id)):
+        side.watch_all(job.id, timeout=0.3)
+    assert time.monotonic() - started >= 0.3
+
+
+def test_watch_unknown_job_or_bad_timeout(side: Any) -> None:
+    with pytest.raises(ImportJobNotFoundError):
+        side.watch_all("6f1c1d2e-3a45-4b67-8c9d-0e1f2a3b4c5d")
+    job = _new(side)
+    with pytest.raises(InvalidFieldError, match="timeout"):
+        side.watch_all(job.id, timeout=-1)
+
+
+def test_every_statement_that_changes_a_job_notifies(
+    conn: psycopg.Connection[Any], connect: Any, repo: Any
+) -> None:
+    listener = connect()
+    job = repo.create(ImportJob(source_type="csv", filename="n.csv"))
+    listener.execute(f"LISTEN import_job_{job.id.hex}")
+    with conn.transaction():
+        repo.advance(job.id, processed=1)
+        repo.advance(job.id, processed=1)  # folds into one at commit
+    repo.update_status(job.id, S.PROCESSING)
+    conn.execute("DELETE FROM import_job WHERE id = %s", [job.id])
+    payloads = [n.payload for n in listener.notifies(timeout=0.5)]
+    assert payloads == [str(job.id)] * 3
+
+
+def test_a_slow_watcher_gets_a_burst_folded(repo: Any, db_url: str) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="burst.csv"))
+    seen: list[ImportJob] = []
+    with subprocess.Popen(
+        [sys.executable, str(WORKERS), "advance", db_url, str(job.id), "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as burst:
+        # A watcher busier than the writer: notifications pile up between reads.
+        for snapshot in repo.watch(job.id, timeout=5):
+            seen.append(snapshot)
+            time.sleep(0.05)
+            if snapshot.processed_rows == 500:
+                break
+        assert burst.wait(timeout=60) == 0
+    assert seen[-1].processed_rows == 500
+    assert len(seen) < 100  # 500 changes, far fewer reads: folded, not queued
