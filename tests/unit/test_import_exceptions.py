@@ -6,6 +6,7 @@ import builtins
 import json
 import pickle
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -13,9 +14,11 @@ from importjob import ImportJobStatus
 from importjob.exceptions import (
     DataImportError,
     DuplicateDetectedError,
+    ImportJobCancelledError,
     ImportJobDatabaseError,
     ImportJobExistsError,
     ImportJobNotFoundError,
+    ImportJobStoppedError,
     ImportValidationError,
     InvalidFieldError,
     InvalidStatusTransitionError,
@@ -38,6 +41,8 @@ EXAMPLES: list[DataImportError] = [
     InvalidStatusTransitionError(JOB_ID, ImportJobStatus.COMPLETED, ImportJobStatus.PENDING),
     InvalidFieldError("filename", "must not be empty", ""),
     ImportJobDatabaseError("OperationalError: connection lost"),
+    ImportJobStoppedError(JOB_ID, ImportJobStatus.FAILED),
+    ImportJobCancelledError(JOB_ID),
     SchemaMissingError("the import_job table does not exist"),
 ]
 
@@ -138,6 +143,22 @@ def test_to_dict_holds_the_context() -> None:
     transition = InvalidStatusTransitionError(JOB_ID, ImportJobStatus.FAILED, "cancelled")
     assert transition.to_dict()["from_status"] == "failed"
     assert transition.to_dict()["to_status"] == "cancelled"
+
+
+def test_stopped_and_cancelled_say_the_status() -> None:
+    stopped = ImportJobStoppedError(JOB_ID, ImportJobStatus.FAILED)
+    assert str(stopped) == f"import job {JOB_ID} was ended elsewhere: it is failed"
+    assert stopped.to_dict()["status"] == "failed"
+    cancelled = ImportJobCancelledError(JOB_ID)
+    assert isinstance(cancelled, ImportJobStoppedError)
+    assert str(cancelled) == f"import job {JOB_ID} was cancelled"
+    assert cancelled.to_dict()["status"] == "cancelled"
+
+
+def test_to_dict_stores_times_as_iso_text() -> None:
+    moment = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    entry = ImportValidationError(1, "published", "in the future", value=moment).to_dict()
+    assert entry["value"] == "2026-11-26T12:00:00+00:00"
 
 
 def test_equality_is_by_class_and_arguments() -> None:

@@ -251,6 +251,20 @@ def test_tracker_settings_are_checked(side: Any, kwargs: dict[str, Any], field: 
     assert side.get_by_id(job.id).status is S.PENDING
 
 
+def test_a_failure_the_job_cannot_record_keeps_the_original_exception(
+    conn: Any, connect: Any
+) -> None:
+    worker = connect()
+    repo = ImportJobRepository(worker)
+    job = repo.create(ImportJob(source_type="csv", filename="lost.csv"))
+    with pytest.raises(RuntimeError, match="parser crashed") as caught, track(repo, job.id) as t:
+        t.ok()
+        conn.execute("SELECT pg_terminate_backend(%s)", [worker.info.backend_pid])
+        raise RuntimeError("parser crashed")
+    assert any("could not be marked failed" in note for note in caught.value.__notes__)
+    assert _stored(conn, job.id).status is S.PROCESSING  # for rescue_stale to find
+
+
 def test_the_heartbeat_keeps_a_slow_import_alive(conn: Any, connect: Any) -> None:
     repo = ImportJobRepository(connect())
     job = repo.create(ImportJob(source_type="csv", filename="slow.csv"))
