@@ -217,22 +217,24 @@ def test_cancel(db_url: str, repo: ImportJobRepository) -> None:
 
 
 def test_rescue(db_url: str, repo: ImportJobRepository) -> None:
+    # Wide margins: each run of the command takes a moment to start.
     lost = repo.create(ImportJob(source_type="csv", filename="l.csv"))
     repo.start(lost.id, "gone-worker")
-    requeue = repo.create(ImportJob(source_type="csv", filename="r.csv"))
-    repo.start(requeue.id, "other-worker")
-    time.sleep(1.2)
-    alive = repo.create(ImportJob(source_type="csv", filename="a.csv"))
-    repo.start(alive.id, "live-worker")
+    other = repo.create(ImportJob(source_type="csv", filename="r.csv"))
+    repo.start(other.id, "other-worker")
     none = importjob("rescue", "--older-than", "1h", url=db_url)
     assert none.stdout == "rescued 0 jobs\n"
-    result = importjob("rescue", "--older-than", "1s", url=db_url)
+    time.sleep(3)
+    alive = repo.create(ImportJob(source_type="csv", filename="a.csv"))
+    repo.start(alive.id, "live-worker")
+    result = importjob("rescue", "--older-than", "2s", url=db_url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "rescued 2 jobs"
     assert f"failed {lost.id} (worker gone-worker)" in result.stdout
+    assert f"failed {other.id} (worker other-worker)" in result.stdout
     assert repo.get_by_id(alive.id).status is S.PROCESSING  # type: ignore[union-attr]
-    time.sleep(1.2)
-    queued = importjob("rescue", "--older-than", "1s", "--requeue", url=db_url)
+    time.sleep(2.5)
+    queued = importjob("rescue", "--older-than", "2s", "--requeue", url=db_url)
     assert queued.stdout.splitlines() == [
         f"pending {alive.id} (worker live-worker)",
         "rescued 1 job",

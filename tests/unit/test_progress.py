@@ -218,10 +218,10 @@ def test_rescue_stale_fails_only_the_lost(side: Any, conn: Any) -> None:
     idle = _new(side)
     side.start(lost.id, "lost-worker")
     side.advance(lost.id, processed=40, success=38, errors=2)
-    time.sleep(0.6)
+    time.sleep(1.2)
     side.start(alive.id, "live-worker")
     before_alive, before_idle = _row(conn, alive.id), _row(conn, idle.id)
-    [rescued] = side.rescue_stale(timedelta(seconds=0.3))
+    [rescued] = side.rescue_stale(timedelta(seconds=0.6))
     assert rescued.id == lost.id
     assert rescued.status is S.FAILED
     assert rescued.completed_at is not None
@@ -234,7 +234,7 @@ def test_rescue_stale_fails_only_the_lost(side: Any, conn: Any) -> None:
     assert side.get_by_id(lost.id) == rescued
     assert _row(conn, alive.id) == before_alive
     assert _row(conn, idle.id) == before_idle
-    assert side.rescue_stale(timedelta(seconds=0.3)) == []
+    assert side.rescue_stale(timedelta(seconds=0.6)) == []
 
 
 def test_rescue_stale_can_requeue(side: Any) -> None:
@@ -285,11 +285,11 @@ def test_purge_finished_deletes_only_old_ended_jobs(side: Any, conn: Any) -> Non
     pending = _new(side)
     running = _new(side)
     side.start(running.id)
-    time.sleep(0.3)
+    time.sleep(1.2)
     recent = _new(side)
     side.update_status(recent.id, S.CANCELLED)
     assert side.purge_finished(timedelta(days=1)) == 0
-    assert side.purge_finished(timedelta(seconds=0.2), batch=2) == 5
+    assert side.purge_finished(timedelta(seconds=0.6), batch=2) == 5
     left = {row[0] for row in conn.execute("SELECT id FROM import_job").fetchall()}
     assert left == {pending.id, running.id, recent.id}
     time.sleep(0.3)
