@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import AsyncRowFactory, RowFactory, RowMaker, tuple_row
 
 from importjob import _validate
-from importjob._errors import translate_errors
+from importjob._errors import translate, translate_errors
 from importjob._identity import worker_id as current_worker_id
 from importjob._queries import query
 from importjob.exceptions import (
@@ -33,7 +34,7 @@ from importjob.exceptions import (
     InvalidFieldError,
     InvalidStatusTransitionError,
 )
-from importjob.models import ImportJob, ImportJobStatus
+from importjob.models import ImportJob, ImportJobStatus, job_from_values
 
 __all__ = ["DEFAULT_MAX_ERRORS", "AsyncImportJobRepository", "ImportJobRepository"]
 
@@ -42,8 +43,28 @@ DEFAULT_MAX_ERRORS = 1000
 # twice as long each time (at most 2 s): about 15 s in all.
 WATCH_RECONNECT_ATTEMPTS = 10
 
-_Row = dict[str, Any]
 _Params = dict[str, Any]
+_T = TypeVar("_T")
+_Previous = tuple[str, ImportJob | None]
+
+
+# Row factories: rows come as values in the order the statements select them
+# (importjob.models.COLUMNS), so no column names are looked up per result.
+
+
+def _job_rows(cursor: Any) -> RowMaker[ImportJob]:
+    return job_from_values
+
+
+def _previous_rows(cursor: Any) -> RowMaker[_Previous]:
+    # update_status and start_job: the status the job had, then the job (all NULL if unchanged).
+    return _previous_and_job
+
+
+def _previous_and_job(values: Sequence[Any]) -> _Previous:
+    return values[0], None if values[1] is None else job_from_values(values[1:])
+
+
 ErrorEntry = Mapping[str, Any] | DataImportError
 
 
@@ -214,37 +235,35 @@ class _Statements:
     # Results.
 
     @staticmethod
-    def _job(row: _Row | None) -> ImportJob | None:
-        return None if row is None else ImportJob.from_row(row)
-
-    @staticmethod
-    def _status_result(params: _Params, row: _Row | None) -> ImportJob:
+    def _status_result(params: _Params, row: _Previous | None) -> ImportJob:
         if row is None:
             raise ImportJobNotFoundError(params["id"])
-        if row["id"] is None:
+        previous, job = row
+        if job is None:
             raise InvalidStatusTransitionError(
                 params["id"],
-                ImportJobStatus(row["previous_status"]),
+                ImportJobStatus(previous),
                 ImportJobStatus(params["status"]),
             )
-        return ImportJob.from_row(row)
+        return job
 
     @staticmethod
-    def _start_result(params: _Params, row: _Row | None) -> ImportJob:
+    def _start_result(params: _Params, row: _Previous | None) -> ImportJob:
         if row is None:
             raise ImportJobNotFoundError(params["id"])
-        if row["id"] is None:
-            previous = ImportJobStatus(row["previous_status"])
+        previous_text, job = row
+        if job is None:
+            previous = ImportJobStatus(previous_text)
             if previous is ImportJobStatus.CANCELLED:
                 raise ImportJobCancelledError(params["id"])
             raise InvalidStatusTransitionError(params["id"], previous, ImportJobStatus.PROCESSING)
-        return ImportJob.from_row(row)
+        return job
 
     @staticmethod
-    def _advance_result(params: _Params, row: _Row | None) -> ImportJobStatus:
+    def _advance_result(params: _Params, row: tuple[Any, ...] | None) -> ImportJobStatus:
         if row is None:
             raise ImportJobNotFoundError(params["id"])
-        return ImportJobStatus(row["status"])
+        return ImportJobStatus(row[0])
 
     @staticmethod
     def _found(params: _Params, rowcount: int) -> None:
@@ -277,6 +296,11 @@ class ImportJobRepository(_Statements):
     ) -> None:
         super().__init__(max_errors=max_errors)
         self._conn = conn
+        # One cursor serves every call: making a cursor costs more than the
+        # rest of a call. The lock keeps a tracker's heartbeat thread from
+        # reading the result of another thread's statement.
+        self._cursor: psycopg.Cursor[Any] | None = None
+        self._lock = threading.Lock()
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -289,24 +313,23 @@ class ImportJobRepository(_Statements):
         The job must be PENDING and not started. Raises
         `ImportJobExistsError` when a job with its id exists already.
         """
-        [row] = self._fetchall("create_job", self._create_params(job))
-        return ImportJob.from_row(row)
+        [job] = self._all("create_job", self._create_params(job), _job_rows)
+        return job
 
     def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None when there is none."""
-        return self._job(self._fetchone("get_job", self._id_params(job_id)))
+        return self._one("get_job", self._id_params(job_id), _job_rows)
 
     def list_by_status(self, status: ImportJobStatus | str, limit: int = 100) -> list[ImportJob]:
         """Return at most ``limit`` jobs in ``status``, oldest first."""
-        rows = self._fetchall("list_jobs_by_status", self._list_params(status, limit))
-        return [ImportJob.from_row(row) for row in rows]
+        return self._all("list_jobs_by_status", self._list_params(status, limit), _job_rows)
 
     def list_recent(
         self, status: ImportJobStatus | str | None = None, limit: int = 50
     ) -> list[ImportJob]:
         """Return at most ``limit`` jobs, newest first, in ``status`` when given."""
         name, params = self._recent_query(status, limit)
-        return [ImportJob.from_row(row) for row in self._fetchall(name, params)]
+        return self._all(name, params, _job_rows)
 
     def watch(self, job_id: UUID | str, timeout: float | None = None) -> Iterator[ImportJob]:
         """Yield a snapshot of the job now and each time it changes, until it ends.
@@ -343,12 +366,12 @@ class ImportJobRepository(_Statements):
                 attempt += 1
 
     def _read(self, conn: psycopg.Connection[Any], params: _Params) -> ImportJob:
-        with translate_errors(params), conn.cursor(row_factory=dict_row) as cur:
+        with translate_errors(params), conn.cursor(row_factory=_job_rows) as cur:
             cur.execute(query("get_job"), params)
-            row = cur.fetchone()
-        if row is None:
+            job = cur.fetchone()
+        if job is None:
             raise ImportJobNotFoundError(params["id"])
-        return ImportJob.from_row(row)
+        return job
 
     def update_progress(
         self,
@@ -366,7 +389,7 @@ class ImportJobRepository(_Statements):
         a job add to its counters with `advance` instead.
         """
         params = self._progress_params(job_id, processed, success, errors, total)
-        self._found(params, self._rowcount("update_progress", params))
+        self._found(params, self._count("update_progress", params))
 
     def advance(
         self,
@@ -397,7 +420,7 @@ class ImportJobRepository(_Statements):
             entries_dropped=entries_dropped,
             worker_id=worker_id,
         )
-        return self._advance_result(params, self._fetchone("advance", params))
+        return self._advance_result(params, self._one("advance", params, tuple_row))
 
     def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record that ``worker_id`` (default: this process) still runs the job; return its status.
@@ -407,7 +430,7 @@ class ImportJobRepository(_Statements):
         params = self._advance_params(
             job_id, worker_id=current_worker_id() if worker_id is None else worker_id
         )
-        return self._advance_result(params, self._fetchone("advance", params))
+        return self._advance_result(params, self._one("advance", params, tuple_row))
 
     def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status`` and return it as changed.
@@ -420,7 +443,7 @@ class ImportJobRepository(_Statements):
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._status_params(job_id, status)
-        return self._status_result(params, self._fetchone("update_status", params))
+        return self._status_result(params, self._one("update_status", params, _previous_rows))
 
     def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job (`update_status` to CANCELLED) and return it.
@@ -438,12 +461,12 @@ class ImportJobRepository(_Statements):
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._advance_params(job_id, entries=[error], entries_field="error")
-        self._advance_result(params, self._fetchone("advance", params))
+        self._advance_result(params, self._one("advance", params, tuple_row))
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries in one statement, like `add_error`."""
         params = self._advance_params(job_id, entries=errors, entries_field="errors")
-        self._advance_result(params, self._fetchone("advance", params))
+        self._advance_result(params, self._one("advance", params, tuple_row))
 
     def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
         """Take the oldest PENDING job for ``worker_id`` (default: this process).
@@ -451,7 +474,7 @@ class ImportJobRepository(_Statements):
         The job becomes PROCESSING in the same statement; concurrent workers
         never get the same job. Returns None when no job is pending.
         """
-        return self._job(self._fetchone("claim_next", self._worker_params(worker_id)))
+        return self._one("claim_next", self._worker_params(worker_id), _job_rows)
 
     def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
         """Make ``worker_id`` (default: this process) the worker of a job and return it.
@@ -461,7 +484,7 @@ class ImportJobRepository(_Statements):
         `InvalidStatusTransitionError` when it ended otherwise.
         """
         params = self._worker_params(worker_id, job_id)
-        return self._start_result(params, self._fetchone("start_job", params))
+        return self._start_result(params, self._one("start_job", params, _previous_rows))
 
     def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
         """End the PROCESSING jobs whose last heartbeat is older than ``older_than``.
@@ -471,8 +494,7 @@ class ImportJobRepository(_Statements):
         stay as last flushed. A job whose worker is alive is never touched.
         Returns the rescued jobs.
         """
-        rows = self._fetchall("rescue_stale", self._rescue_params(older_than, requeue))
-        return [ImportJob.from_row(row) for row in rows]
+        return self._all("rescue_stale", self._rescue_params(older_than, requeue), _job_rows)
 
     def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
         """Delete the ended jobs that completed before ``older_than`` ago; return how many.
@@ -483,27 +505,48 @@ class ImportJobRepository(_Statements):
         params = self._purge_params(older_than, batch)
         purged = 0
         while True:
-            deleted = self._rowcount("purge_finished", params)
+            deleted = self._count("purge_finished", params)
             purged += deleted
             if deleted < params["batch_size"]:
                 return purged
 
-    # Every statement goes through these three, and so through translate_errors.
+    # Every statement goes through these three, and so through translate().
 
-    def _fetchone(self, name: str, params: _Params) -> _Row | None:
-        with translate_errors(params), self._conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query(name), params)
-            return cur.fetchone()
+    def _one(self, name: str, params: _Params, rows: RowFactory[_T]) -> _T | None:
+        with self._lock:
+            cur = self._cursor or self._new_cursor()
+            try:
+                cur.row_factory = rows
+                cur.execute(query(name), params)
+                return cur.fetchone()
+            except psycopg.Error as exc:
+                raise translate(exc, params) from exc
 
-    def _fetchall(self, name: str, params: _Params) -> list[_Row]:
-        with translate_errors(params), self._conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(query(name), params)
-            return cur.fetchall()
+    def _all(self, name: str, params: _Params, rows: RowFactory[_T]) -> list[_T]:
+        with self._lock:
+            cur = self._cursor or self._new_cursor()
+            try:
+                cur.row_factory = rows
+                cur.execute(query(name), params)
+                return cur.fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc, params) from exc
 
-    def _rowcount(self, name: str, params: _Params) -> int:
-        with translate_errors(params), self._conn.cursor() as cur:
-            cur.execute(query(name), params)
-            return cur.rowcount
+    def _count(self, name: str, params: _Params) -> int:
+        with self._lock:
+            cur = self._cursor or self._new_cursor()
+            try:
+                cur.execute(query(name), params)
+                return cur.rowcount
+            except psycopg.Error as exc:
+                raise translate(exc, params) from exc
+
+    def _new_cursor(self) -> psycopg.Cursor[Any]:
+        try:
+            self._cursor = self._conn.cursor()
+        except psycopg.Error as exc:
+            raise translate(exc, {}) from exc
+        return self._cursor
 
 
 class AsyncImportJobRepository(_Statements):
@@ -518,6 +561,10 @@ class AsyncImportJobRepository(_Statements):
     ) -> None:
         super().__init__(max_errors=max_errors)
         self._conn = conn
+        # One cursor for every call, as in the sync twin; the lock keeps a
+        # tracker's heartbeat task from reading another task's result.
+        self._cursor: psycopg.AsyncCursor[Any] | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def connection(self) -> psycopg.AsyncConnection[Any]:
@@ -526,26 +573,25 @@ class AsyncImportJobRepository(_Statements):
 
     async def create(self, job: ImportJob) -> ImportJob:
         """Store a new job; see `ImportJobRepository.create`."""
-        [row] = await self._fetchall("create_job", self._create_params(job))
-        return ImportJob.from_row(row)
+        [job] = await self._all("create_job", self._create_params(job), _job_rows)
+        return job
 
     async def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
-        return self._job(await self._fetchone("get_job", self._id_params(job_id)))
+        return await self._one("get_job", self._id_params(job_id), _job_rows)
 
     async def list_by_status(
         self, status: ImportJobStatus | str, limit: int = 100
     ) -> list[ImportJob]:
         """Return the oldest jobs in ``status``; see `ImportJobRepository.list_by_status`."""
-        rows = await self._fetchall("list_jobs_by_status", self._list_params(status, limit))
-        return [ImportJob.from_row(row) for row in rows]
+        return await self._all("list_jobs_by_status", self._list_params(status, limit), _job_rows)
 
     async def list_recent(
         self, status: ImportJobStatus | str | None = None, limit: int = 50
     ) -> list[ImportJob]:
         """Return the newest jobs; see `ImportJobRepository.list_recent`."""
         name, params = self._recent_query(status, limit)
-        return [ImportJob.from_row(row) for row in await self._fetchall(name, params)]
+        return await self._all(name, params, _job_rows)
 
     async def watch(
         self, job_id: UUID | str, timeout: float | None = None
@@ -577,12 +623,12 @@ class AsyncImportJobRepository(_Statements):
 
     async def _read(self, conn: psycopg.AsyncConnection[Any], params: _Params) -> ImportJob:
         with translate_errors(params):
-            async with conn.cursor(row_factory=dict_row) as cur:
+            async with conn.cursor(row_factory=_job_rows) as cur:
                 await cur.execute(query("get_job"), params)
-                row = await cur.fetchone()
-        if row is None:
+                job = await cur.fetchone()
+        if job is None:
             raise ImportJobNotFoundError(params["id"])
-        return ImportJob.from_row(row)
+        return job
 
     async def update_progress(
         self,
@@ -595,7 +641,7 @@ class AsyncImportJobRepository(_Statements):
     ) -> None:
         """Set the job's counters; see `ImportJobRepository.update_progress`."""
         params = self._progress_params(job_id, processed, success, errors, total)
-        self._found(params, await self._rowcount("update_progress", params))
+        self._found(params, await self._count("update_progress", params))
 
     async def advance(
         self,
@@ -618,19 +664,19 @@ class AsyncImportJobRepository(_Statements):
             entries_dropped=entries_dropped,
             worker_id=worker_id,
         )
-        return self._advance_result(params, await self._fetchone("advance", params))
+        return self._advance_result(params, await self._one("advance", params, tuple_row))
 
     async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""
         params = self._advance_params(
             job_id, worker_id=current_worker_id() if worker_id is None else worker_id
         )
-        return self._advance_result(params, await self._fetchone("advance", params))
+        return self._advance_result(params, await self._one("advance", params, tuple_row))
 
     async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status``; see `ImportJobRepository.update_status`."""
         params = self._status_params(job_id, status)
-        return self._status_result(params, await self._fetchone("update_status", params))
+        return self._status_result(params, await self._one("update_status", params, _previous_rows))
 
     async def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job; see `ImportJobRepository.cancel`."""
@@ -639,54 +685,71 @@ class AsyncImportJobRepository(_Statements):
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
         """Append one error entry; see `ImportJobRepository.add_error`."""
         params = self._advance_params(job_id, entries=[error], entries_field="error")
-        self._advance_result(params, await self._fetchone("advance", params))
+        self._advance_result(params, await self._one("advance", params, tuple_row))
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries; see `ImportJobRepository.add_errors`."""
         params = self._advance_params(job_id, entries=errors, entries_field="errors")
-        self._advance_result(params, await self._fetchone("advance", params))
+        self._advance_result(params, await self._one("advance", params, tuple_row))
 
     async def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
         """Take the oldest PENDING job; see `ImportJobRepository.claim_next`."""
-        return self._job(await self._fetchone("claim_next", self._worker_params(worker_id)))
+        return await self._one("claim_next", self._worker_params(worker_id), _job_rows)
 
     async def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
         """Make a worker the job's worker; see `ImportJobRepository.start`."""
         params = self._worker_params(worker_id, job_id)
-        return self._start_result(params, await self._fetchone("start_job", params))
+        return self._start_result(params, await self._one("start_job", params, _previous_rows))
 
     async def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
         """End the jobs of lost workers; see `ImportJobRepository.rescue_stale`."""
-        rows = await self._fetchall("rescue_stale", self._rescue_params(older_than, requeue))
-        return [ImportJob.from_row(row) for row in rows]
+        return await self._all("rescue_stale", self._rescue_params(older_than, requeue), _job_rows)
 
     async def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
         """Delete old ended jobs in batches; see `ImportJobRepository.purge_finished`."""
         params = self._purge_params(older_than, batch)
         purged = 0
         while True:
-            deleted = await self._rowcount("purge_finished", params)
+            deleted = await self._count("purge_finished", params)
             purged += deleted
             if deleted < params["batch_size"]:
                 return purged
 
-    async def _fetchone(self, name: str, params: _Params) -> _Row | None:
-        with translate_errors(params):
-            async with self._conn.cursor(row_factory=dict_row) as cur:
+    async def _one(self, name: str, params: _Params, rows: AsyncRowFactory[_T]) -> _T | None:
+        async with self._lock:
+            cur = self._cursor or self._new_cursor()
+            try:
+                cur.row_factory = rows
                 await cur.execute(query(name), params)
                 return await cur.fetchone()
+            except psycopg.Error as exc:
+                raise translate(exc, params) from exc
 
-    async def _fetchall(self, name: str, params: _Params) -> list[_Row]:
-        with translate_errors(params):
-            async with self._conn.cursor(row_factory=dict_row) as cur:
+    async def _all(self, name: str, params: _Params, rows: AsyncRowFactory[_T]) -> list[_T]:
+        async with self._lock:
+            cur = self._cursor or self._new_cursor()
+            try:
+                cur.row_factory = rows
                 await cur.execute(query(name), params)
                 return await cur.fetchall()
+            except psycopg.Error as exc:
+                raise translate(exc, params) from exc
 
-    async def _rowcount(self, name: str, params: _Params) -> int:
-        with translate_errors(params):
-            async with self._conn.cursor() as cur:
+    async def _count(self, name: str, params: _Params) -> int:
+        async with self._lock:
+            cur = self._cursor or self._new_cursor()
+            try:
                 await cur.execute(query(name), params)
                 return cur.rowcount
+            except psycopg.Error as exc:
+                raise translate(exc, params) from exc
+
+    def _new_cursor(self) -> psycopg.AsyncCursor[Any]:
+        try:
+            self._cursor = self._conn.cursor()
+        except psycopg.Error as exc:
+            raise translate(exc, {}) from exc
+        return self._cursor
 
 
 def _wait_for_notify(conn: psycopg.Connection[Any], timeout: float | None) -> bool:

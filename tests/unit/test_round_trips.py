@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 from psycopg.pq import Trace
 
 from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob._queries import query
 from importjob.exceptions import InvalidStatusTransitionError
+from importjob.models import COLUMNS
 
 Call = Callable[[ImportJobRepository, ImportJob], object]
 
@@ -75,3 +79,68 @@ def test_one_round_trip_per_call(repo: ImportJobRepository, name: str) -> None:
     # (prepare_threshold=5), and that once it parses in a round trip of its own.
     assert round_trips.count(1) == 7, round_trips
     assert round_trips.count(2) == 1, round_trips
+
+
+def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
+    repo: ImportJobRepository,
+) -> None:
+    # Rows are read by position (importjob.models.job_from_values), not by name.
+    job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
+    params: dict[str, dict[str, Any]] = {
+        "create_job": {
+            **dict.fromkeys(("total_rows", "processed_rows", "success_count", "error_count"), 0),
+            "id": uuid.uuid4(),
+            "status": "pending",
+            "source_type": "csv",
+            "filename": "x",
+            "errors": "[]",
+            "created_at": None,
+        },
+        "get_job": {"id": job.id},
+        "list_jobs_by_status": {"status": "pending", "limit": 1},
+        "list_jobs_newest": {"limit": 1},
+        "list_jobs_newest_by_status": {"status": "pending", "limit": 1},
+        "claim_next": {"worker_id": "w"},
+        "rescue_stale": {"older_than": timedelta(0), "requeue": False, "max_errors": 1},
+    }
+    conn = repo.connection
+    for name, values in params.items():
+        with conn.transaction(force_rollback=True), conn.cursor() as cur:
+            cur.execute(query(name), values)
+            assert cur.description is not None
+            assert tuple(column.name for column in cur.description) == COLUMNS, name
+    for name in ("update_status", "start_job"):
+        text = query(name)
+        with conn.transaction(force_rollback=True), conn.cursor() as cur:
+            changes: dict[str, object] = {
+                "id": job.id,
+                "status": "processing",
+                "from_statuses": ["pending"],
+                "starts": True,
+                "terminal": False,
+                "worker_id": "w",
+            }
+            cur.execute(text, changes)
+            assert cur.description is not None
+            names = tuple(column.name for column in cur.description)
+            assert names == ("previous_status", *COLUMNS), name
+
+
+def test_rows_read_by_position_equal_validated_jobs(repo: ImportJobRepository) -> None:
+    job = repo.create(ImportJob(source_type="json", filename="p.json", errors=[{"a": 1}]))
+    repo.start(job.id, "w")
+    repo.advance(job.id, 5, 4, 1, entries=[{"row": 3}])
+    stored = repo.update_status(job.id, ImportJobStatus.FAILED)
+    # evolve runs every converter and validator on the values from_values set.
+    assert attrs.evolve(stored) == stored
+    assert stored == ImportJob.from_row(
+        stored.to_dict()
+        | {
+            "id": stored.id,
+            "started_at": stored.started_at,
+            "completed_at": stored.completed_at,
+            "created_at": stored.created_at,
+            "updated_at": stored.updated_at,
+            "heartbeat_at": stored.heartbeat_at,
+        }
+    )
