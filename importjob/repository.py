@@ -13,14 +13,13 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import AsyncRowFactory, RowFactory, RowMaker, tuple_row
 
 from importjob import _validate
 from importjob._errors import translate, translate_errors
@@ -48,20 +47,17 @@ _T = TypeVar("_T")
 _Previous = tuple[str, ImportJob | None]
 
 
-# Row factories: rows come as values in the order the statements select them
-# (importjob.models.COLUMNS), so no column names are looked up per result.
+# Rows come as tuples (psycopg builds them in C) of values in the order the
+# statements select them, importjob.models.COLUMNS: no column names are
+# looked up per result, and jobs are built from them in one pass.
 
 
-def _job_rows(cursor: Any) -> RowMaker[ImportJob]:
-    return job_from_values
-
-
-def _previous_rows(cursor: Any) -> RowMaker[_Previous]:
-    # update_status and start_job: the status the job had, then the job (all NULL if unchanged).
-    return _previous_and_job
+def _values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    return values
 
 
 def _previous_and_job(values: Sequence[Any]) -> _Previous:
+    # update_status and start_job: the status the job had, then the job (all NULL if unchanged).
     return values[0], None if values[1] is None else job_from_values(values[1:])
 
 
@@ -313,23 +309,23 @@ class ImportJobRepository(_Statements):
         The job must be PENDING and not started. Raises
         `ImportJobExistsError` when a job with its id exists already.
         """
-        [job] = self._all("create_job", self._create_params(job), _job_rows)
+        [job] = self._all("create_job", self._create_params(job), job_from_values)
         return job
 
     def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None when there is none."""
-        return self._one("get_job", self._id_params(job_id), _job_rows)
+        return self._one("get_job", self._id_params(job_id), job_from_values)
 
     def list_by_status(self, status: ImportJobStatus | str, limit: int = 100) -> list[ImportJob]:
         """Return at most ``limit`` jobs in ``status``, oldest first."""
-        return self._all("list_jobs_by_status", self._list_params(status, limit), _job_rows)
+        return self._all("list_jobs_by_status", self._list_params(status, limit), job_from_values)
 
     def list_recent(
         self, status: ImportJobStatus | str | None = None, limit: int = 50
     ) -> list[ImportJob]:
         """Return at most ``limit`` jobs, newest first, in ``status`` when given."""
         name, params = self._recent_query(status, limit)
-        return self._all(name, params, _job_rows)
+        return self._all(name, params, job_from_values)
 
     def watch(self, job_id: UUID | str, timeout: float | None = None) -> Iterator[ImportJob]:
         """Yield a snapshot of the job now and each time it changes, until it ends.
@@ -366,12 +362,12 @@ class ImportJobRepository(_Statements):
                 attempt += 1
 
     def _read(self, conn: psycopg.Connection[Any], params: _Params) -> ImportJob:
-        with translate_errors(params), conn.cursor(row_factory=_job_rows) as cur:
+        with translate_errors(params), conn.cursor() as cur:
             cur.execute(query("get_job"), params)
-            job = cur.fetchone()
-        if job is None:
+            row = cur.fetchone()
+        if row is None:
             raise ImportJobNotFoundError(params["id"])
-        return job
+        return job_from_values(row)
 
     def update_progress(
         self,
@@ -420,7 +416,7 @@ class ImportJobRepository(_Statements):
             entries_dropped=entries_dropped,
             worker_id=worker_id,
         )
-        return self._advance_result(params, self._one("advance", params, tuple_row))
+        return self._advance_result(params, self._one("advance", params, _values))
 
     def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record that ``worker_id`` (default: this process) still runs the job; return its status.
@@ -430,7 +426,7 @@ class ImportJobRepository(_Statements):
         params = self._advance_params(
             job_id, worker_id=current_worker_id() if worker_id is None else worker_id
         )
-        return self._advance_result(params, self._one("advance", params, tuple_row))
+        return self._advance_result(params, self._one("advance", params, _values))
 
     def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status`` and return it as changed.
@@ -443,7 +439,7 @@ class ImportJobRepository(_Statements):
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._status_params(job_id, status)
-        return self._status_result(params, self._one("update_status", params, _previous_rows))
+        return self._status_result(params, self._one("update_status", params, _previous_and_job))
 
     def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job (`update_status` to CANCELLED) and return it.
@@ -461,12 +457,12 @@ class ImportJobRepository(_Statements):
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._advance_params(job_id, entries=[error], entries_field="error")
-        self._advance_result(params, self._one("advance", params, tuple_row))
+        self._advance_result(params, self._one("advance", params, _values))
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries in one statement, like `add_error`."""
         params = self._advance_params(job_id, entries=errors, entries_field="errors")
-        self._advance_result(params, self._one("advance", params, tuple_row))
+        self._advance_result(params, self._one("advance", params, _values))
 
     def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
         """Take the oldest PENDING job for ``worker_id`` (default: this process).
@@ -474,7 +470,7 @@ class ImportJobRepository(_Statements):
         The job becomes PROCESSING in the same statement; concurrent workers
         never get the same job. Returns None when no job is pending.
         """
-        return self._one("claim_next", self._worker_params(worker_id), _job_rows)
+        return self._one("claim_next", self._worker_params(worker_id), job_from_values)
 
     def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
         """Make ``worker_id`` (default: this process) the worker of a job and return it.
@@ -484,7 +480,7 @@ class ImportJobRepository(_Statements):
         `InvalidStatusTransitionError` when it ended otherwise.
         """
         params = self._worker_params(worker_id, job_id)
-        return self._start_result(params, self._one("start_job", params, _previous_rows))
+        return self._start_result(params, self._one("start_job", params, _previous_and_job))
 
     def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
         """End the PROCESSING jobs whose last heartbeat is older than ``older_than``.
@@ -494,7 +490,7 @@ class ImportJobRepository(_Statements):
         stay as last flushed. A job whose worker is alive is never touched.
         Returns the rescued jobs.
         """
-        return self._all("rescue_stale", self._rescue_params(older_than, requeue), _job_rows)
+        return self._all("rescue_stale", self._rescue_params(older_than, requeue), job_from_values)
 
     def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
         """Delete the ended jobs that completed before ``older_than`` ago; return how many.
@@ -512,34 +508,34 @@ class ImportJobRepository(_Statements):
 
     # Every statement goes through these three, and so through translate().
 
-    def _one(self, name: str, params: _Params, rows: RowFactory[_T]) -> _T | None:
+    def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
         with self._lock:
             cur = self._cursor or self._new_cursor()
             try:
-                cur.row_factory = rows
                 cur.execute(query(name), params)
-                return cur.fetchone()
+                row = cur.fetchone()
             except psycopg.Error as exc:
                 raise translate(exc, params) from exc
+        return None if row is None else build(row)
 
-    def _all(self, name: str, params: _Params, rows: RowFactory[_T]) -> list[_T]:
+    def _all(self, name: str, params: _Params, build: Callable[[Any], _T]) -> list[_T]:
         with self._lock:
             cur = self._cursor or self._new_cursor()
             try:
-                cur.row_factory = rows
                 cur.execute(query(name), params)
-                return cur.fetchall()
+                rows = cur.fetchall()
             except psycopg.Error as exc:
                 raise translate(exc, params) from exc
+        return [build(row) for row in rows]
 
     def _count(self, name: str, params: _Params) -> int:
         with self._lock:
             cur = self._cursor or self._new_cursor()
             try:
                 cur.execute(query(name), params)
-                return cur.rowcount
             except psycopg.Error as exc:
                 raise translate(exc, params) from exc
+            return cur.rowcount
 
     def _new_cursor(self) -> psycopg.Cursor[Any]:
         try:
@@ -573,25 +569,27 @@ class AsyncImportJobRepository(_Statements):
 
     async def create(self, job: ImportJob) -> ImportJob:
         """Store a new job; see `ImportJobRepository.create`."""
-        [job] = await self._all("create_job", self._create_params(job), _job_rows)
+        [job] = await self._all("create_job", self._create_params(job), job_from_values)
         return job
 
     async def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
-        return await self._one("get_job", self._id_params(job_id), _job_rows)
+        return await self._one("get_job", self._id_params(job_id), job_from_values)
 
     async def list_by_status(
         self, status: ImportJobStatus | str, limit: int = 100
     ) -> list[ImportJob]:
         """Return the oldest jobs in ``status``; see `ImportJobRepository.list_by_status`."""
-        return await self._all("list_jobs_by_status", self._list_params(status, limit), _job_rows)
+        return await self._all(
+            "list_jobs_by_status", self._list_params(status, limit), job_from_values
+        )
 
     async def list_recent(
         self, status: ImportJobStatus | str | None = None, limit: int = 50
     ) -> list[ImportJob]:
         """Return the newest jobs; see `ImportJobRepository.list_recent`."""
         name, params = self._recent_query(status, limit)
-        return await self._all(name, params, _job_rows)
+        return await self._all(name, params, job_from_values)
 
     async def watch(
         self, job_id: UUID | str, timeout: float | None = None
@@ -623,12 +621,12 @@ class AsyncImportJobRepository(_Statements):
 
     async def _read(self, conn: psycopg.AsyncConnection[Any], params: _Params) -> ImportJob:
         with translate_errors(params):
-            async with conn.cursor(row_factory=_job_rows) as cur:
+            async with conn.cursor() as cur:
                 await cur.execute(query("get_job"), params)
-                job = await cur.fetchone()
-        if job is None:
+                row = await cur.fetchone()
+        if row is None:
             raise ImportJobNotFoundError(params["id"])
-        return job
+        return job_from_values(row)
 
     async def update_progress(
         self,
@@ -664,19 +662,21 @@ class AsyncImportJobRepository(_Statements):
             entries_dropped=entries_dropped,
             worker_id=worker_id,
         )
-        return self._advance_result(params, await self._one("advance", params, tuple_row))
+        return self._advance_result(params, await self._one("advance", params, _values))
 
     async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""
         params = self._advance_params(
             job_id, worker_id=current_worker_id() if worker_id is None else worker_id
         )
-        return self._advance_result(params, await self._one("advance", params, tuple_row))
+        return self._advance_result(params, await self._one("advance", params, _values))
 
     async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status``; see `ImportJobRepository.update_status`."""
         params = self._status_params(job_id, status)
-        return self._status_result(params, await self._one("update_status", params, _previous_rows))
+        return self._status_result(
+            params, await self._one("update_status", params, _previous_and_job)
+        )
 
     async def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job; see `ImportJobRepository.cancel`."""
@@ -685,25 +685,27 @@ class AsyncImportJobRepository(_Statements):
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
         """Append one error entry; see `ImportJobRepository.add_error`."""
         params = self._advance_params(job_id, entries=[error], entries_field="error")
-        self._advance_result(params, await self._one("advance", params, tuple_row))
+        self._advance_result(params, await self._one("advance", params, _values))
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries; see `ImportJobRepository.add_errors`."""
         params = self._advance_params(job_id, entries=errors, entries_field="errors")
-        self._advance_result(params, await self._one("advance", params, tuple_row))
+        self._advance_result(params, await self._one("advance", params, _values))
 
     async def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
         """Take the oldest PENDING job; see `ImportJobRepository.claim_next`."""
-        return await self._one("claim_next", self._worker_params(worker_id), _job_rows)
+        return await self._one("claim_next", self._worker_params(worker_id), job_from_values)
 
     async def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
         """Make a worker the job's worker; see `ImportJobRepository.start`."""
         params = self._worker_params(worker_id, job_id)
-        return self._start_result(params, await self._one("start_job", params, _previous_rows))
+        return self._start_result(params, await self._one("start_job", params, _previous_and_job))
 
     async def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
         """End the jobs of lost workers; see `ImportJobRepository.rescue_stale`."""
-        return await self._all("rescue_stale", self._rescue_params(older_than, requeue), _job_rows)
+        return await self._all(
+            "rescue_stale", self._rescue_params(older_than, requeue), job_from_values
+        )
 
     async def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
         """Delete old ended jobs in batches; see `ImportJobRepository.purge_finished`."""
@@ -715,34 +717,34 @@ class AsyncImportJobRepository(_Statements):
             if deleted < params["batch_size"]:
                 return purged
 
-    async def _one(self, name: str, params: _Params, rows: AsyncRowFactory[_T]) -> _T | None:
+    async def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
         async with self._lock:
             cur = self._cursor or self._new_cursor()
             try:
-                cur.row_factory = rows
                 await cur.execute(query(name), params)
-                return await cur.fetchone()
+                row = await cur.fetchone()
             except psycopg.Error as exc:
                 raise translate(exc, params) from exc
+        return None if row is None else build(row)
 
-    async def _all(self, name: str, params: _Params, rows: AsyncRowFactory[_T]) -> list[_T]:
+    async def _all(self, name: str, params: _Params, build: Callable[[Any], _T]) -> list[_T]:
         async with self._lock:
             cur = self._cursor or self._new_cursor()
             try:
-                cur.row_factory = rows
                 await cur.execute(query(name), params)
-                return await cur.fetchall()
+                rows = await cur.fetchall()
             except psycopg.Error as exc:
                 raise translate(exc, params) from exc
+        return [build(row) for row in rows]
 
     async def _count(self, name: str, params: _Params) -> int:
         async with self._lock:
             cur = self._cursor or self._new_cursor()
             try:
                 await cur.execute(query(name), params)
-                return cur.rowcount
             except psycopg.Error as exc:
                 raise translate(exc, params) from exc
+            return cur.rowcount
 
     def _new_cursor(self) -> psycopg.AsyncCursor[Any]:
         try:
