@@ -16,10 +16,12 @@ from importjob.exceptions import (
     DataImportError,
     ImportJobDatabaseError,
     ImportJobExistsError,
+    ImportJobTimeoutError,
     InvalidFieldError,
     SchemaMissingError,
 )
 
+_COUNTS = ("processed", "success", "errors")
 _CHECK_PREFIX = "import_job_"
 _CHECK_SUFFIX = "_check"
 
@@ -35,6 +37,15 @@ def translate(exc: psycopg.Error, params: Mapping[str, object]) -> DataImportErr
         return InvalidFieldError(
             field, f"refused by the database ({constraint})", params.get(field)
         )
+    if isinstance(exc, pg_errors.NumericValueOutOfRange):
+        # A counter added in SQL would pass bigint: the caller's numbers are wrong.
+        return InvalidFieldError(
+            "counters", "a counter would pass 2**63-1", {k: params.get(k) for k in _COUNTS}
+        )
+    if isinstance(exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable):
+        # statement_timeout, lock_timeout, or pg_cancel_backend: say which.
+        reason = (exc.diag.message_primary or str(exc)).strip()
+        return ImportJobTimeoutError(f"the database cancelled the statement: {reason}")
     if isinstance(exc, pg_errors.UndefinedTable):
         return SchemaMissingError(
             "the import_job table does not exist: apply the migrations "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,13 @@ from importjob.exceptions import DataImportError, InvalidFieldError
 MAX_COUNT = 2**63 - 1
 MAX_FILENAME_LENGTH = 255
 MAX_WORKER_ID_LENGTH = 200
+MAX_DURATION = timedelta(days=36_525)
+# An error entry is kept within this many bytes of JSON: longer strings in it
+# are cut (ending in TRUNCATED_MARK) and the entry gets "truncated": true.
+MAX_ERROR_ENTRY_BYTES = 8192
+TRUNCATED_MARK = "…[truncated]"
+# Deeper nesting in an error entry is refused (it is a bug, or an attack).
+MAX_ERROR_ENTRY_DEPTH = 32
 
 
 def count(field: str, value: object) -> int:
@@ -41,12 +49,22 @@ def positive(field: str, value: object) -> int:
 
 
 def text(field: str, value: object) -> str:
-    """Return ``value`` if it is a str PostgreSQL can store (no NUL character)."""
+    """Return ``value`` if it is a str PostgreSQL can store: UTF-8, no NUL character."""
     if not isinstance(value, str):
         raise InvalidFieldError(field, "must be a string", value)
+    _storable(field, value)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(field: str, value: str) -> None:
+    # PostgreSQL text holds neither NUL nor a lone surrogate (not UTF-8).
     if "\x00" in value:
         raise InvalidFieldError(field, "must not contain a NUL character", value)
-    return value
+    if _SURROGATE.search(value):
+        raise InvalidFieldError(field, "must be valid unicode (a lone surrogate)", value)
 
 
 def filename(value: object) -> str:
@@ -100,15 +118,60 @@ def duration(field: str, value: object) -> timedelta:
         raise InvalidFieldError(field, "must be a datetime.timedelta", value)
     if value < timedelta(0):
         raise InvalidFieldError(field, "must not be negative", value)
+    if value > MAX_DURATION:
+        # now() minus more than this leaves PostgreSQL's timestamp range.
+        raise InvalidFieldError(field, "must be at most 100 years", value)
     return value
 
 
 def error_entry(value: object, field: str = "error") -> dict[str, Any]:
-    """Return ``value`` if it is a dict that can be stored as a jsonb object."""
+    """Return ``value`` as a dict that can be stored as a jsonb object.
+
+    Refuses what JSON or jsonb cannot hold; an entry over
+    `MAX_ERROR_ENTRY_BYTES` is truncated, not refused (see `truncate_entry`).
+    """
     if not isinstance(value, Mapping):
         raise InvalidFieldError(field, "must be a dict", value)
-    _json_value(field, value)
-    return dict(value)
+    _json_value(field, value, 0)
+    entry = dict(value)
+    if len(json.dumps(entry, ensure_ascii=False).encode()) > MAX_ERROR_ENTRY_BYTES:
+        return truncate_entry(entry)
+    return entry
+
+
+def truncate_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """Return ``entry`` cut to at most `MAX_ERROR_ENTRY_BYTES` of JSON, marked ``truncated``.
+
+    Every string (keys included) is cut to the longest length that lets the
+    entry fit; an entry too big even so (thousands of keys) keeps only its
+    ``type`` and the start of its ``message``.
+    """
+    length = MAX_ERROR_ENTRY_BYTES // 4
+    while length >= 16:
+        cut: dict[str, Any] = _cut_strings(entry, length)
+        cut["truncated"] = True
+        if len(json.dumps(cut, ensure_ascii=False).encode()) <= MAX_ERROR_ENTRY_BYTES:
+            return cut
+        length //= 2
+    return {
+        "type": _cut(str(entry.get("type", "")), 100),
+        "message": _cut(str(entry.get("message", "")), 1000),
+        "truncated": True,
+    }
+
+
+def _cut(text: str, length: int) -> str:
+    return text if len(text) <= length else text[:length] + TRUNCATED_MARK
+
+
+def _cut_strings(value: Any, length: int) -> Any:
+    if isinstance(value, str):
+        return _cut(value, length)
+    if isinstance(value, Mapping):
+        return {_cut(key, length): _cut_strings(item, length) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut_strings(item, length) for item in value]
+    return value
 
 
 def dump_entries(values: object, field: str) -> str:
@@ -126,29 +189,37 @@ def _as_entry(value: object) -> object:
     return value.to_dict() if isinstance(value, DataImportError) else value
 
 
-def _json_value(field: str, value: object) -> None:
+def _json_value(field: str, value: object, depth: int) -> None:
     # Walk the value once: json.dumps would accept tuples, NaN and non-str
     # keys silently converted, and jsonb refuses NUL in any string.
-    if value is None or isinstance(value, bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidFieldError(field, "must not hold NaN or infinity", value)
-        return
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidFieldError(field, "must not contain a NUL character", value)
-        return
+    if depth > MAX_ERROR_ENTRY_DEPTH:
+        raise InvalidFieldError(field, f"must not nest deeper than {MAX_ERROR_ENTRY_DEPTH}", None)
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidFieldError(field, "must have only string keys", key)
-            if "\x00" in key:
-                raise InvalidFieldError(field, "must not contain a NUL character", key)
-            _json_value(field, item)
-        return
-    if isinstance(value, list | tuple):
+            _storable(field, key)
+            _json_value(field, item, depth + 1)
+    elif isinstance(value, list | tuple):
         for item in value:
-            _json_value(field, item)
+            _json_value(field, item, depth + 1)
+    else:
+        _json_scalar(field, value)
+
+
+def _json_scalar(field: str, value: object) -> None:
+    if value is None or isinstance(value, bool):
         return
-    raise InvalidFieldError(field, f"must be JSON-serializable, not {type(value).__name__}", value)
+    if isinstance(value, int):
+        # jsonb holds any integer, but past 64 bits most JSON readers do not.
+        if abs(value) > MAX_COUNT:
+            raise InvalidFieldError(field, "must hold integers within 64 bits", value)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidFieldError(field, "must not hold NaN or infinity", value)
+    elif isinstance(value, str):
+        _storable(field, value)
+    else:
+        raise InvalidFieldError(
+            field, f"must be JSON-serializable, not {type(value).__name__}", value
+        )

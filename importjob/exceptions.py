@@ -25,6 +25,7 @@ __all__ = [
     "ImportJobExistsError",
     "ImportJobNotFoundError",
     "ImportJobStoppedError",
+    "ImportJobTimeoutError",
     "ImportValidationError",
     "InvalidFieldError",
     "InvalidStatusTransitionError",
@@ -270,6 +271,13 @@ class ImportJobDatabaseError(DataImportError):
     """The database failed a statement for a reason other than the caller's input.
 
     The driver's exception is kept as ``__cause__``.
+    """
+
+
+class ImportJobTimeoutError(ImportJobDatabaseError):
+    """The database cancelled a statement: ``statement_timeout``, ``lock_timeout`` or a cancel.
+
+    The message says which; nothing the statement would have written stays.
     """
 
 

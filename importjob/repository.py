@@ -67,6 +67,8 @@ ErrorEntry = Mapping[str, Any] | DataImportError
 class _Statements:
     """The parameters and results of every statement, shared by both repositories."""
 
+    _reopen: dict[str, Any]  # set by each repository from its connection
+
     def __init__(self, *, max_errors: int = DEFAULT_MAX_ERRORS) -> None:
         self._max_errors = _validate.count("max_errors", max_errors)
 
@@ -205,16 +207,21 @@ class _Statements:
         return float(timeout)
 
     @staticmethod
-    def _watch_conninfo(info: psycopg.ConnectionInfo) -> dict[str, Any]:
-        # The watcher's own connection, to the same database as the caller's.
-        params: dict[str, Any] = {
-            "conninfo": info.dsn,
-            "autocommit": True,
-            "application_name": "importjob watch",
-        }
-        if info.password:
-            params["password"] = info.password
+    def _conninfo(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> dict[str, Any]:
+        # What it takes to open another connection to the caller's database;
+        # read now, while the connection can still tell.
+        try:
+            info = conn.info
+            params: dict[str, Any] = {"conninfo": info.dsn}
+            if info.password:
+                params["password"] = info.password
+        except psycopg.Error:  # closed already: every call will say so
+            return {"conninfo": ""}
         return params
+
+    def _watch_conninfo(self) -> dict[str, Any]:
+        # The watcher's own connection, to the same database as the caller's.
+        return {**self._reopen, "autocommit": True, "application_name": "importjob watch"}
 
     @staticmethod
     def _reconnect_delay(attempt: int, exc: Exception) -> float:
@@ -297,11 +304,28 @@ class ImportJobRepository(_Statements):
         # reading the result of another thread's statement.
         self._cursor: psycopg.Cursor[Any] | None = None
         self._lock = threading.Lock()
+        self._reopen = self._conninfo(conn)
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
         """Return the connection the repository runs its statements on."""
         return self._conn
+
+    def reconnect(self) -> None:
+        """Open a new connection to the same database and use it from now on.
+
+        For a connection the server dropped (a restart, a failover): the new
+        one has the old one's parameters and autocommit setting, and the old
+        one is closed. Raises `ImportJobDatabaseError` when the database
+        cannot be reached.
+        """
+        with self._lock:
+            try:
+                conn = psycopg.connect(**self._reopen, autocommit=self._conn.autocommit)
+            except psycopg.Error as exc:
+                raise translate(exc, {}) from exc
+            self._conn.close()
+            self._conn, self._cursor = conn, None
 
     def create(self, job: ImportJob) -> ImportJob:
         """Store a new job and return it as stored (with ``created_at``).
@@ -345,7 +369,7 @@ class ImportJobRepository(_Statements):
         attempt = 0
         while True:
             try:
-                with psycopg.connect(**self._watch_conninfo(self._conn.info)) as conn:
+                with psycopg.connect(**self._watch_conninfo()) as conn:
                     conn.execute(self._listen(params["id"]))
                     attempt = 0
                     while True:
@@ -561,11 +585,24 @@ class AsyncImportJobRepository(_Statements):
         # tracker's heartbeat task from reading another task's result.
         self._cursor: psycopg.AsyncCursor[Any] | None = None
         self._lock = asyncio.Lock()
+        self._reopen = self._conninfo(conn)
 
     @property
     def connection(self) -> psycopg.AsyncConnection[Any]:
         """Return the connection the repository runs its statements on."""
         return self._conn
+
+    async def reconnect(self) -> None:
+        """Open a new connection to the same database; see `ImportJobRepository.reconnect`."""
+        async with self._lock:
+            try:
+                conn = await psycopg.AsyncConnection.connect(
+                    **self._reopen, autocommit=self._conn.autocommit
+                )
+            except psycopg.Error as exc:
+                raise translate(exc, {}) from exc
+            await self._conn.close()
+            self._conn, self._cursor = conn, None
 
     async def create(self, job: ImportJob) -> ImportJob:
         """Store a new job; see `ImportJobRepository.create`."""
@@ -601,9 +638,7 @@ class AsyncImportJobRepository(_Statements):
         attempt = 0
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    **self._watch_conninfo(self._conn.info)
-                ) as conn:
+                async with await psycopg.AsyncConnection.connect(**self._watch_conninfo()) as conn:
                     await conn.execute(self._listen(params["id"]))
                     attempt = 0
                     while True:

@@ -28,17 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
+
+import psycopg
 
 from importjob import _validate
 from importjob._identity import worker_id as current_worker_id
 from importjob.exceptions import (
     DataImportError,
     ImportJobCancelledError,
+    ImportJobDatabaseError,
     ImportJobStoppedError,
     InvalidFieldError,
     InvalidStatusTransitionError,
@@ -48,7 +53,14 @@ from importjob.repository import AsyncImportJobRepository, ErrorEntry, ImportJob
 
 __all__ = ["AsyncTracker", "Tracker", "track", "track_async"]
 
+_T = TypeVar("_T")
+
 DEFAULT_HEARTBEAT_SECONDS = 10.0
+# A flush that loses its connection is retried after 0.1 s, then twice as
+# long each time up to 2 s, 6 times: about 5 s for the database to come back.
+DEFAULT_RETRY_ATTEMPTS = 6
+DEFAULT_RETRY_DELAY = 0.1
+DEFAULT_RETRY_MAX_DELAY = 2.0
 
 
 class _TrackerState:
@@ -63,8 +75,14 @@ class _TrackerState:
         every_seconds: float,
         heartbeat_seconds: float,
         worker_id: str | None,
+        retry_attempts: int,
+        retry_delay: float,
+        retry_max_delay: float,
     ) -> None:
         self.job_id = _validate.job_id(job_id)
+        self._retry_attempts = _validate.count("retry_attempts", retry_attempts)
+        self._retry_delay = _seconds("retry_delay", retry_delay)
+        self._retry_max_delay = _seconds("retry_max_delay", retry_max_delay)
         self.worker_id = _validate.worker_id(
             current_worker_id() if worker_id is None else worker_id
         )
@@ -109,7 +127,7 @@ class _TrackerState:
 
     def _count_ok(self, n: int) -> bool:
         # The hot path: a few integer additions and a clock read.
-        if type(n) is not int or n < 0:
+        if type(n) is not int or not 0 <= n <= _validate.MAX_COUNT:
             _validate.count("n", n)
         self._success += n
         self._rows += n
@@ -159,6 +177,19 @@ class _TrackerState:
             # Make the worker's next ok() or failed() flush, see the status and stop.
             self._deadline = 0.0
 
+    def _retry_after(self, attempt: int, exc: DataImportError) -> float:
+        """Return how long to wait before retrying, or raise when not to retry."""
+        lost = exc.__cause__ if isinstance(exc, ImportJobDatabaseError) else None
+        if not isinstance(lost, psycopg.OperationalError):
+            raise exc  # only a lost connection is worth another try
+        if attempt >= self._retry_attempts:
+            raise ImportJobDatabaseError(
+                f"import job {self.job_id}: the database stayed out of reach through "
+                f"{attempt} retries; {self._rows} rows and {len(self._entries)} error "
+                f"entries were not flushed (all before them were): {lost}"
+            ) from exc
+        return float(min(self._retry_max_delay, self._retry_delay * 2**attempt))
+
     def _failure(self, exc: BaseException) -> None:
         # The exception that ended the import: an entry, not a failed row.
         if isinstance(exc, DataImportError):
@@ -177,6 +208,13 @@ def _entry(error: object) -> dict[str, Any]:
     if isinstance(error, DataImportError):
         error = error.to_dict()
     return _validate.error_entry(error, "error")
+
+
+def _ended(job_id: UUID, lost: InvalidStatusTransitionError, target: ImportJobStatus) -> None:
+    # The job was already ended: by an earlier try of ours whose reply was
+    # lost (done, then), or by someone else between the last flush and now.
+    if lost.from_status != target:
+        raise _stopped(job_id, ImportJobStatus(lost.from_status)) from lost
 
 
 def _stopped(job_id: UUID, status: ImportJobStatus) -> ImportJobStoppedError:
@@ -201,6 +239,9 @@ class Tracker(_TrackerState):
         every_seconds: float = 1.0,
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
         worker_id: str | None = None,
+        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
     ) -> None:
         super().__init__(
             repo,
@@ -209,6 +250,9 @@ class Tracker(_TrackerState):
             every_seconds=every_seconds,
             heartbeat_seconds=heartbeat_seconds,
             worker_id=worker_id,
+            retry_attempts=retry_attempts,
+            retry_delay=retry_delay,
+            retry_max_delay=retry_max_delay,
         )
         self._repo = repo
         self._stop = threading.Event()
@@ -232,8 +276,26 @@ class Tracker(_TrackerState):
             self.flush()
 
     def flush(self) -> None:
-        """Write the counts and error entries gathered since the last flush, in one statement."""
-        self._flushed(self._repo.advance(self.job_id, **self._batch()))
+        """Write the counts and error entries gathered since the last flush, in one statement.
+
+        When the connection is lost (a server restart), nothing is dropped:
+        the same batch is retried on a new connection with a growing delay
+        (``retry_attempts``, ``retry_delay``, ``retry_max_delay``); past the
+        last retry it raises `ImportJobDatabaseError` saying what was not
+        flushed.
+        """
+        batch = self._batch()
+        self._flushed(self._call(lambda: self._repo.advance(self.job_id, **batch)))
+
+    def _call(self, call: Callable[[], _T]) -> _T:
+        for attempt in itertools.count():
+            try:
+                return call()
+            except ImportJobDatabaseError as exc:
+                time.sleep(self._retry_after(attempt, exc))
+                with contextlib.suppress(ImportJobDatabaseError):  # the next try says
+                    self._repo.reconnect()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def __enter__(self) -> Tracker:
         self._repo.start(self.job_id, self.worker_id)
@@ -255,15 +317,14 @@ class Tracker(_TrackerState):
         if exc is None:
             self.flush()
             try:
-                self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED)
+                self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED))
             except InvalidStatusTransitionError as lost:
-                # Ended by someone else between the last flush and now.
-                raise _stopped(self.job_id, ImportJobStatus(lost.from_status)) from lost
+                _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
             try:
-                self._flushed(self._repo.advance(self.job_id, **self._batch()))
-                self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
+                self.flush()
+                self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
             except DataImportError as cleanup:
                 # The import's own exception goes on; say why the job may not show it.
                 exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
@@ -291,6 +352,9 @@ class AsyncTracker(_TrackerState):
         every_seconds: float = 1.0,
         heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
         worker_id: str | None = None,
+        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
     ) -> None:
         super().__init__(
             repo,
@@ -299,6 +363,9 @@ class AsyncTracker(_TrackerState):
             every_seconds=every_seconds,
             heartbeat_seconds=heartbeat_seconds,
             worker_id=worker_id,
+            retry_attempts=retry_attempts,
+            retry_delay=retry_delay,
+            retry_max_delay=retry_max_delay,
         )
         self._repo = repo
         self._beater: asyncio.Task[None] | None = None
@@ -315,7 +382,18 @@ class AsyncTracker(_TrackerState):
 
     async def flush(self) -> None:
         """Write what was gathered since the last flush. See `Tracker.flush`."""
-        self._flushed(await self._repo.advance(self.job_id, **self._batch()))
+        batch = self._batch()
+        self._flushed(await self._call(lambda: self._repo.advance(self.job_id, **batch)))
+
+    async def _call(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        for attempt in itertools.count():
+            try:
+                return await call()
+            except ImportJobDatabaseError as exc:
+                await asyncio.sleep(self._retry_after(attempt, exc))
+                with contextlib.suppress(ImportJobDatabaseError):
+                    await self._repo.reconnect()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def __aenter__(self) -> AsyncTracker:
         await self._repo.start(self.job_id, self.worker_id)
@@ -335,14 +413,18 @@ class AsyncTracker(_TrackerState):
         if exc is None:
             await self.flush()
             try:
-                await self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED)
+                await self._call(
+                    lambda: self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED)
+                )
             except InvalidStatusTransitionError as lost:
-                raise _stopped(self.job_id, ImportJobStatus(lost.from_status)) from lost
+                _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
             try:
-                self._flushed(await self._repo.advance(self.job_id, **self._batch()))
-                await self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
+                await self.flush()
+                await self._call(
+                    lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
+                )
             except DataImportError as cleanup:
                 exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
 
@@ -362,6 +444,9 @@ def track(
     *,
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
     worker_id: str | None = None,
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+    retry_delay: float = DEFAULT_RETRY_DELAY,
+    retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
 ) -> Tracker:
     """Return a `Tracker` for the job, to use as a context manager around the import.
 
@@ -376,6 +461,9 @@ def track(
         every_seconds=every_seconds,
         heartbeat_seconds=heartbeat_seconds,
         worker_id=worker_id,
+        retry_attempts=retry_attempts,
+        retry_delay=retry_delay,
+        retry_max_delay=retry_max_delay,
     )
 
 
@@ -387,6 +475,9 @@ def track_async(
     *,
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
     worker_id: str | None = None,
+    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
+    retry_delay: float = DEFAULT_RETRY_DELAY,
+    retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
 ) -> AsyncTracker:
     """Return an `AsyncTracker` for the job, to use as an async context manager."""
     return AsyncTracker(
@@ -396,4 +487,7 @@ def track_async(
         every_seconds=every_seconds,
         heartbeat_seconds=heartbeat_seconds,
         worker_id=worker_id,
+        retry_attempts=retry_attempts,
+        retry_delay=retry_delay,
+        retry_max_delay=retry_max_delay,
     )

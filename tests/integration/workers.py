@@ -15,7 +15,7 @@ from collections.abc import Callable
 import psycopg
 
 from importjob import ImportJobRepository, ImportJobStatus, track, worker_id
-from importjob.exceptions import InvalidStatusTransitionError
+from importjob.exceptions import ImportJobDatabaseError, InvalidStatusTransitionError
 
 
 def _repo(url: str) -> ImportJobRepository:
@@ -107,7 +107,35 @@ def drive(url: str, job_id: str, steps: str, step_seconds: str) -> None:
     print("completed", flush=True)
 
 
+def steady_import(url: str, job_id: str, rows: str, every_rows: str, attempts: str) -> None:
+    """Import ``rows`` rows at 2 ms each under a tracker with ``attempts`` retries.
+
+    Prints the count after each flush; on giving up, prints the error and exits 3.
+    """
+    repo = _repo(url)
+    try:
+        with track(
+            repo,
+            job_id,
+            every_rows=int(every_rows),
+            every_seconds=3600,
+            retry_attempts=int(attempts),
+            retry_delay=0.1,
+            retry_max_delay=1.0,
+        ) as tracker:
+            for _ in range(int(rows)):
+                time.sleep(0.002)
+                tracker.ok()
+                if tracker.unflushed == 0:
+                    print("flushed", tracker.processed, flush=True)
+    except ImportJobDatabaseError as exc:
+        print("error", exc, flush=True)
+        sys.exit(3)
+    print("completed", flush=True)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
+    "import": steady_import,
     "drive": drive,
     "advance": advance,
     "claim": claim,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +11,12 @@ import psycopg
 import pytest
 
 from importjob import ImportJob, ImportJobRepository, ImportJobStatus
-from importjob.exceptions import ImportJobDatabaseError, SchemaMissingError
+from importjob.exceptions import (
+    ImportJobDatabaseError,
+    ImportJobTimeoutError,
+    InvalidFieldError,
+    SchemaMissingError,
+)
 
 Connect = Callable[[], psycopg.Connection[Any]]
 
@@ -58,9 +65,101 @@ def test_statement_timeout_is_reported(
     waiter.execute("SET statement_timeout = '100ms'")
     with holder.transaction():
         ImportJobRepository(holder).update_progress(job.id, processed=1, success=1, errors=0)
-        with pytest.raises(ImportJobDatabaseError, match="QueryCanceled") as caught:
+        with pytest.raises(ImportJobTimeoutError, match="statement timeout") as caught:
             ImportJobRepository(waiter).update_progress(job.id, 2, 2, 0)
+    assert isinstance(caught.value, ImportJobDatabaseError)
     assert isinstance(caught.value.__cause__, psycopg.errors.QueryCanceled)
     stored = repo.get_by_id(job.id)
     assert stored is not None
     assert stored.processed_rows == 1
+
+
+def test_lock_timeout_is_reported(
+    repo: ImportJobRepository, connect: Connect, new_job: ImportJob
+) -> None:
+    job = repo.create(new_job)
+    holder = connect()
+    waiter = connect()
+    waiter.execute("SET lock_timeout = '100ms'")
+    with holder.transaction():
+        ImportJobRepository(holder).start(job.id)
+        with pytest.raises(ImportJobTimeoutError, match="lock timeout") as caught:
+            ImportJobRepository(waiter).cancel(job.id)
+    assert isinstance(caught.value.__cause__, psycopg.errors.LockNotAvailable)
+    stored = repo.get_by_id(job.id)
+    assert stored is not None
+    assert stored.status is ImportJobStatus.PROCESSING
+
+
+def test_a_backend_terminated_mid_call(
+    repo: ImportJobRepository, connect: Connect, new_job: ImportJob
+) -> None:
+    job = repo.create(new_job)
+    holder = connect()
+    victim = connect()
+    outcome: list[BaseException] = []
+
+    def blocked_call() -> None:
+        try:
+            ImportJobRepository(victim).advance(job.id, processed=5, success=5)
+        except ImportJobDatabaseError as exc:
+            outcome.append(exc)
+
+    with holder.transaction():
+        # The victim's statement waits for this lock: terminate it while it waits.
+        ImportJobRepository(holder).heartbeat(job.id)
+        caller = threading.Thread(target=blocked_call)
+        caller.start()
+        _wait_until_waiting(repo.connection, victim.info.backend_pid)
+        repo.connection.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
+        caller.join(timeout=10)
+    [error] = outcome
+    assert isinstance(error.__cause__, psycopg.OperationalError)
+    stored = repo.get_by_id(job.id)
+    assert stored is not None
+    assert stored.processed_rows == 0  # no partial write
+    ImportJobRepository(connect()).advance(job.id, processed=5, success=5)
+    stored = repo.get_by_id(job.id)
+    assert stored is not None
+    assert stored.processed_rows == 5
+
+
+def _wait_until_waiting(conn: psycopg.Connection[Any], pid: int) -> None:
+    for _ in range(500):
+        row = conn.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone()
+        if row and row[0] == "Lock":
+            return
+        time.sleep(0.01)
+    raise AssertionError("the call never waited for the lock")
+
+
+def test_a_counter_past_64_bits_is_refused_and_nothing_changes(
+    repo: ImportJobRepository, new_job: ImportJob
+) -> None:
+    job = repo.create(new_job)
+    repo.advance(job.id, processed=2**63 - 2)
+    with pytest.raises(InvalidFieldError, match="counters") as caught:
+        repo.advance(job.id, processed=5)
+    assert isinstance(caught.value.__cause__, psycopg.errors.NumericValueOutOfRange)
+    stored = repo.get_by_id(job.id)
+    assert stored is not None
+    assert stored.processed_rows == 2**63 - 2
+
+
+def test_reconnect_replaces_a_dropped_connection(
+    repo: ImportJobRepository, connect: Connect, new_job: ImportJob
+) -> None:
+    own = ImportJobRepository(connect())
+    job = own.create(new_job)
+    old = own.connection
+    repo.connection.execute("SELECT pg_terminate_backend(%s)", [old.info.backend_pid])
+    with pytest.raises(ImportJobDatabaseError):
+        own.get_by_id(job.id)
+    own.reconnect()
+    assert own.connection is not old
+    assert old.closed
+    assert own.connection.autocommit
+    assert own.get_by_id(job.id) == job
+    own.connection.close()  # the repository's own now, not the fixture's

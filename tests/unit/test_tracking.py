@@ -251,15 +251,31 @@ def test_tracker_settings_are_checked(side: Any, kwargs: dict[str, Any], field: 
     assert side.get_by_id(job.id).status is S.PENDING
 
 
+def test_a_lost_connection_is_replaced_and_the_failure_recorded(conn: Any, connect: Any) -> None:
+    repo = ImportJobRepository(connect())
+    job = repo.create(ImportJob(source_type="csv", filename="lost.csv"))
+    with pytest.raises(RuntimeError, match="parser crashed"), track(repo, job.id) as t:
+        t.ok(3)
+        conn.execute("SELECT pg_terminate_backend(%s)", [repo.connection.info.backend_pid])
+        raise RuntimeError("parser crashed")
+    failed = _stored(conn, job.id)
+    assert failed.status is S.FAILED
+    assert failed.processed_rows == 3
+    assert failed.errors[-1] == {"type": "RuntimeError", "message": "parser crashed"}
+    repo.connection.close()  # the reconnected one is the repository's
+
+
 def test_a_failure_the_job_cannot_record_keeps_the_original_exception(
     conn: Any, connect: Any
 ) -> None:
-    worker = connect()
-    repo = ImportJobRepository(worker)
+    repo = ImportJobRepository(connect())
     job = repo.create(ImportJob(source_type="csv", filename="lost.csv"))
-    with pytest.raises(RuntimeError, match="parser crashed") as caught, track(repo, job.id) as t:
+    with (
+        pytest.raises(RuntimeError, match="parser crashed") as caught,
+        track(repo, job.id, retry_attempts=0) as t,
+    ):
         t.ok()
-        conn.execute("SELECT pg_terminate_backend(%s)", [worker.info.backend_pid])
+        conn.execute("SELECT pg_terminate_backend(%s)", [repo.connection.info.backend_pid])
         raise RuntimeError("parser crashed")
     assert any("could not be marked failed" in note for note in caught.value.__notes__)
     assert _stored(conn, job.id).status is S.PROCESSING  # for rescue_stale to find
