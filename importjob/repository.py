@@ -159,15 +159,15 @@ class _Statements:
         }
 
     @staticmethod
-    def _worker_params(worker_id: object, job_id: object = None) -> _Params:
-        params: _Params = {
+    def _worker_params(worker_id: object) -> _Params:
+        return {
             "worker_id": _validate.worker_id(
                 current_worker_id() if worker_id is None else worker_id
             )
         }
-        if job_id is not None:
-            params["id"] = _validate.job_id(job_id)
-        return params
+
+    def _start_params(self, job_id: object, worker_id: object) -> _Params:
+        return {"id": _validate.job_id(job_id), **self._worker_params(worker_id)}
 
     def _rescue_params(self, older_than: object, requeue: object) -> _Params:
         if not isinstance(requeue, bool):
@@ -503,7 +503,7 @@ class ImportJobRepository(_Statements):
         Raises `ImportJobCancelledError` when the job was cancelled,
         `InvalidStatusTransitionError` when it ended otherwise.
         """
-        params = self._worker_params(worker_id, job_id)
+        params = self._start_params(job_id, worker_id)
         return self._start_result(params, self._one("start_job", params, _previous_and_job))
 
     def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
@@ -733,7 +733,7 @@ class AsyncImportJobRepository(_Statements):
 
     async def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
         """Make a worker the job's worker; see `ImportJobRepository.start`."""
-        params = self._worker_params(worker_id, job_id)
+        params = self._start_params(job_id, worker_id)
         return self._start_result(params, await self._one("start_job", params, _previous_and_job))
 
     async def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:

@@ -37,6 +37,9 @@ CREATE TABLE import_job (
         CHECK (status <> 'processing' OR started_at IS NOT NULL)
 );
 
+-- The table was created above, in this transaction: no other session can see
+-- it, so nothing can hold or wait for a lock on it.
+-- squawk-ignore require-lock-timeout, require-statement-timeout
 COMMENT ON TABLE import_job IS 'One row per import of question-answer pairs (importjob).';
 
 -- Serves list_by_status: WHERE status = $1 ORDER BY created_at, id LIMIT $2.

@@ -189,6 +189,8 @@ def test_start(side: Any) -> None:
         side.start(done.id)
     with pytest.raises(ImportJobNotFoundError):
         side.start(uuid.uuid4())
+    with pytest.raises(InvalidFieldError, match="job_id"):  # found by the property tests
+        side.start(None)
 
 
 def test_heartbeat(side: Any) -> None:
