@@ -132,6 +132,10 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
         {"job_id", "status"},
         lambda side, draw, known: side.update_status(_job_ids(draw, known), draw(statuses)),
     ),
+    "cancel": (
+        {"job_id"},
+        lambda side, draw, known: side.cancel(_job_ids(draw, known)),
+    ),
     "add_error": (
         {"job_id", "error"},
         lambda side, draw, known: side.add_error(_job_ids(draw, known), draw(entries)),
