@@ -50,6 +50,16 @@ from importjob import (
 from importjob._queries import query
 
 BENCH_DB = "importjob_bench"
+# advance.sql's parameters for one imported row, as the repository sends them.
+ADVANCE_ONE_ROW: dict[str, Any] = {
+    "processed": 1,
+    "success": 1,
+    "errors": 0,
+    "entries": "[]",
+    "entries_dropped": 0,
+    "max_errors": 1000,
+    "worker_id": None,
+}
 S = ImportJobStatus
 
 
@@ -241,16 +251,7 @@ def bench_operations(url: str, report: Report, rounds: int, per_round: int) -> N
     error_jobs = _new_jobs(conn, 500)
 
     def advance_params(job_id: uuid.UUID, entries: str = "[]") -> dict[str, Any]:
-        return {
-            "id": job_id,
-            "processed": 1,
-            "success": 1,
-            "errors": 0,
-            "entries": entries,
-            "entries_dropped": 0,
-            "max_errors": 1000,
-            "worker_id": None,
-        }
+        return {**ADVANCE_ONE_ROW, "id": job_id, "entries": entries}
 
     def create_cases() -> tuple[Callable[[int], object], Callable[[int], object]]:
         jobs = [ImportJob(source_type="csv", filename="bench.csv") for _ in range(calls)]
@@ -522,16 +523,7 @@ def _advance_worker(  # noqa: PLR0917 - a Process target takes its arguments by 
     if bare:
         text = query("advance")
         cursor = conn.cursor()
-        params = {
-            "id": job_id,
-            "processed": 1,
-            "success": 1,
-            "errors": 0,
-            "entries": "[]",
-            "entries_dropped": 0,
-            "max_errors": 1000,
-            "worker_id": None,
-        }
+        params = {**ADVANCE_ONE_ROW, "id": job_id}
 
         def call() -> None:
             cursor.execute(text, params, prepare=True)
@@ -584,17 +576,8 @@ def _pgbench(url: str, jobs: list[uuid.UUID], seconds: float) -> float | None:
         conn.execute("TRUNCATE bench_client")
         for n, job in enumerate(jobs):
             conn.execute("INSERT INTO bench_client VALUES (%s, %s)", [n, job])
-        literals = {
-            "processed": 1,
-            "success": 1,
-            "errors": 0,
-            "entries": "[]",
-            "entries_dropped": 0,
-            "max_errors": 1000,
-            "worker_id": None,
-        }
         text = query("advance")
-        for name, value in literals.items():
+        for name, value in ADVANCE_ONE_ROW.items():
             text = text.replace(f"%({name})s", sql.Literal(value).as_string(conn))
         text = text.replace("%(id)s", "(SELECT id FROM bench_client WHERE n = :client_id)")
         text = " ".join(line.split("--")[0] for line in text.splitlines())
