@@ -59,6 +59,8 @@ ADVANCE_ONE_ROW: dict[str, Any] = {
     "entries_dropped": 0,
     "max_errors": 1000,
     "worker_id": None,
+    "batch_key": None,
+    "batch_seq": None,
 }
 S = ImportJobStatus
 

@@ -89,6 +89,24 @@ def worker_id(value: object) -> str:
     return name
 
 
+def batch_id(value: object) -> tuple[str | None, int | None]:
+    """Return a batch's key and number from ``None`` or a (key, number) pair.
+
+    The key is 1 to 200 characters, the number from 1 to 2**63-1.
+    """
+    if value is None:
+        return None, None
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise InvalidFieldError("batch_id", "must be a (key, number) pair", value)
+    key, number = value
+    if not isinstance(key, str) or not 0 < len(key) <= MAX_WORKER_ID_LENGTH:
+        raise InvalidFieldError(
+            "batch_id", f"key must be a string of 1 to {MAX_WORKER_ID_LENGTH} characters", value
+        )
+    _storable("batch_id", key)
+    return key, positive("batch_id", number)
+
+
 def job_id(value: object, field: str = "job_id") -> UUID:
     """Return ``value`` as a UUID; a str in any form `uuid.UUID` reads is accepted."""
     if isinstance(value, UUID):

@@ -139,7 +139,9 @@ class _Statements:
         entries_field: str = "entries",
         entries_dropped: object = 0,
         worker_id: object = None,
+        batch_id: object = None,
     ) -> _Params:
+        batch_key, batch_seq = _validate.batch_id(batch_id)
         return {
             "id": _validate.job_id(job_id),
             "processed": _validate.count("processed", processed),
@@ -149,6 +151,8 @@ class _Statements:
             "entries_dropped": _validate.count("entries_dropped", entries_dropped),
             "max_errors": self._max_errors,
             "worker_id": None if worker_id is None else _validate.worker_id(worker_id),
+            "batch_key": batch_key,
+            "batch_seq": batch_seq,
         }
 
     @staticmethod
@@ -421,6 +425,7 @@ class ImportJobRepository(_Statements):
         entries: Sequence[ErrorEntry] = (),
         entries_dropped: int = 0,
         worker_id: str | None = None,
+        batch_id: tuple[str, int] | None = None,
     ) -> ImportJobStatus:
         """Add to the job's counters, append error ``entries``, and return its status.
 
@@ -430,6 +435,13 @@ class ImportJobRepository(_Statements):
         caller already left out. With ``worker_id``, a processing job records
         that worker and its heartbeat. Counts are added whatever the status:
         the returned status tells a worker whether to go on.
+
+        ``batch_id`` makes the call safe to repeat: a ``(key, number)`` pair,
+        the key unique to one writer (a tracker uses a random one), the number
+        growing with each batch. The job applies a key's batches only in
+        increasing number, so a batch sent again after its reply was lost
+        adds nothing, and the status is returned all the same. The job keeps
+        one number per key (~40 bytes) for as long as it exists.
         """
         params = self._advance_params(
             job_id,
@@ -439,6 +451,7 @@ class ImportJobRepository(_Statements):
             entries=entries,
             entries_dropped=entries_dropped,
             worker_id=worker_id,
+            batch_id=batch_id,
         )
         return self._advance_result(params, self._one("advance", params, _values))
 
@@ -686,6 +699,7 @@ class AsyncImportJobRepository(_Statements):
         entries: Sequence[ErrorEntry] = (),
         entries_dropped: int = 0,
         worker_id: str | None = None,
+        batch_id: tuple[str, int] | None = None,
     ) -> ImportJobStatus:
         """Add to the job's counters; see `ImportJobRepository.advance`."""
         params = self._advance_params(
@@ -696,6 +710,7 @@ class AsyncImportJobRepository(_Statements):
             entries=entries,
             entries_dropped=entries_dropped,
             worker_id=worker_id,
+            batch_id=batch_id,
         )
         return self._advance_result(params, await self._one("advance", params, _values))
 

@@ -22,16 +22,22 @@ background heartbeat keeps the job from looking lost.
 Leaving the block normally completes the job; leaving it on an exception
 fails it, with the exception stored as an error entry. Whatever was counted
 is flushed first, either way.
+
+Each flush is one numbered batch under a key of the tracker's own
+(``advance(batch_id=...)``): when a flush's reply is lost and the batch is
+sent again, the job, which applied it already, does not count it twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
+import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 from uuid import UUID
@@ -92,13 +98,19 @@ class _TrackerState:
         if self._heartbeat_seconds == 0:
             raise InvalidFieldError("heartbeat_seconds", "must be more than 0", heartbeat_seconds)
         self._max_entries = repo.max_errors
-        # Not flushed yet.
+        # Counted since the last batch was made.
         self._rows = 0
         self._success = 0
         self._errors = 0
         self._entries: list[dict[str, Any]] = []
         self._entries_dropped = 0
-        # Flushed already.
+        # A batch sent and not acknowledged (its flush failed): sent again,
+        # unchanged and with its number, before anything newer, so that the
+        # job applies it once whether or not the first try reached it.
+        self._pending: dict[str, Any] | None = None
+        self._batch_key = secrets.token_hex(8)
+        self._batch_number = 0
+        # Acknowledged by the job.
         self._flushed_rows = 0
         self._flushed_success = 0
         self._flushed_errors = 0
@@ -108,22 +120,25 @@ class _TrackerState:
     @property
     def processed(self) -> int:
         """Return the rows counted so far, flushed or not."""
-        return self._flushed_rows + self._rows
+        return self._flushed_rows + self.unflushed
 
     @property
     def succeeded(self) -> int:
         """Return the rows counted as imported so far."""
-        return self._flushed_success + self._success
+        return self._flushed_success + self._success + self._sent("success")
 
     @property
     def failures(self) -> int:
         """Return the rows counted as failed so far."""
-        return self._flushed_errors + self._errors
+        return self._flushed_errors + self._errors + self._sent("errors")
 
     @property
     def unflushed(self) -> int:
-        """Return the rows counted since the last flush."""
-        return self._rows
+        """Return the rows counted and not yet acknowledged by the job."""
+        return self._rows + self._sent("processed")
+
+    def _sent(self, counter: str) -> int:
+        return 0 if self._pending is None else int(self._pending[counter])
 
     def _count_ok(self, n: int) -> bool:
         # The hot path: a few integer additions and a clock read.
@@ -147,23 +162,36 @@ class _TrackerState:
         else:
             self._entries_dropped += 1
 
-    def _batch(self) -> dict[str, Any]:
-        return {
+    def _batches(self) -> Iterator[dict[str, Any]]:
+        """Yield the `advance` arguments a flush sends, oldest first.
+
+        The caller calls `_acked` after each batch the job took, before asking
+        for the next; a batch it could not send stays pending.
+        """
+        if self._pending is not None:
+            yield self._pending
+        self._batch_number += 1
+        self._pending = {
             "processed": self._rows,
             "success": self._success,
             "errors": self._errors,
             "entries": self._entries,
             "entries_dropped": self._entries_dropped,
             "worker_id": self.worker_id,
+            "batch_id": (self._batch_key, self._batch_number),
         }
-
-    def _flushed(self, status: ImportJobStatus) -> None:
-        # Only once the statement succeeded: a failed flush loses nothing.
-        self._flushed_rows += self._rows
-        self._flushed_success += self._success
-        self._flushed_errors += self._errors
         self._rows = self._success = self._errors = self._entries_dropped = 0
         self._entries = []
+        yield self._pending
+
+    def _acked(self, batch: dict[str, Any]) -> None:
+        # Only once the statement succeeded: a failed flush loses nothing.
+        self._flushed_rows += batch["processed"]
+        self._flushed_success += batch["success"]
+        self._flushed_errors += batch["errors"]
+        self._pending = None
+
+    def _flushed(self, status: ImportJobStatus) -> None:
         self._last_flush = time.monotonic()
         self._deadline = self._last_flush + self._every_seconds
         if status.is_terminal:
@@ -183,9 +211,12 @@ class _TrackerState:
         if not isinstance(lost, psycopg.OperationalError):
             raise exc  # only a lost connection is worth another try
         if attempt >= self._retry_attempts:
+            entries = len(self._entries) + (
+                0 if self._pending is None else len(self._pending["entries"])
+            )
             raise ImportJobDatabaseError(
                 f"import job {self.job_id}: the database stayed out of reach through "
-                f"{attempt} retries; {self._rows} rows and {len(self._entries)} error "
+                f"{attempt} retries; {self.unflushed} rows and {entries} error "
                 f"entries were not flushed (all before them were): {lost}"
             ) from exc
         return float(min(self._retry_max_delay, self._retry_delay * 2**attempt))
@@ -284,8 +315,11 @@ class Tracker(_TrackerState):
         last retry it raises `ImportJobDatabaseError` saying what was not
         flushed.
         """
-        batch = self._batch()
-        self._flushed(self._call(lambda: self._repo.advance(self.job_id, **batch)))
+        status = ImportJobStatus.PROCESSING
+        for batch in self._batches():
+            status = self._call(functools.partial(self._repo.advance, self.job_id, **batch))
+            self._acked(batch)
+        self._flushed(status)
 
     def _call(self, call: Callable[[], _T]) -> _T:
         for attempt in itertools.count():
@@ -382,8 +416,11 @@ class AsyncTracker(_TrackerState):
 
     async def flush(self) -> None:
         """Write what was gathered since the last flush. See `Tracker.flush`."""
-        batch = self._batch()
-        self._flushed(await self._call(lambda: self._repo.advance(self.job_id, **batch)))
+        status = ImportJobStatus.PROCESSING
+        for batch in self._batches():
+            status = await self._call(functools.partial(self._repo.advance, self.job_id, **batch))
+            self._acked(batch)
+        self._flushed(status)
 
     async def _call(self, call: Callable[[], Awaitable[_T]]) -> _T:
         for attempt in itertools.count():

@@ -2,30 +2,47 @@
 -- SQL (no read-modify-write), so any number of workers can report into one
 -- job. Entries are kept up to max_errors, oldest first; the ones past the
 -- bound are only counted, in errors_dropped, with the entries_dropped the
--- caller left out already. When a worker is named and the
--- job is processing, it records the worker and its heartbeat.
--- Returns the job's status after the change, or no row when no job has this id.
-UPDATE import_job
-   SET processed_rows = processed_rows + %(processed)s::bigint,
-       success_count = success_count + %(success)s::bigint,
-       error_count = error_count + %(errors)s::bigint,
-       errors = CASE
-           -- Nothing to append, or no room: the stored value stays as it is, unrewritten.
-           WHEN jsonb_array_length(%(entries)s::jsonb) = 0
-             OR jsonb_array_length(errors) >= %(max_errors)s::bigint THEN errors
-           ELSE errors || (
-               SELECT coalesce(jsonb_agg(entry.value ORDER BY entry.n), '[]'::jsonb)
-                 FROM jsonb_array_elements(%(entries)s::jsonb) WITH ORDINALITY AS entry (value, n)
-                WHERE entry.n <= %(max_errors)s::bigint - jsonb_array_length(errors))
-       END,
-       errors_dropped = errors_dropped + %(entries_dropped)s::bigint + greatest(
-           0,
-           jsonb_array_length(%(entries)s::jsonb)
-             - greatest(0, %(max_errors)s::bigint - jsonb_array_length(errors))),
-       heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
-                           THEN now() ELSE heartbeat_at END,
-       worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
-                        THEN %(worker_id)s::text ELSE worker_id END,
-       updated_at = now()
- WHERE id = %(id)s::uuid
-RETURNING status;
+-- caller left out already. When a worker is named and the job is
+-- processing, it records the worker and its heartbeat.
+-- A batch may carry a key and a number (a tracker's flush): the job applies
+-- a key's batches in increasing number only, so a batch sent again after its
+-- reply was lost changes nothing. The check runs on the locked, newest row.
+-- Returns the job's status (after the change, or as it is when the batch was
+-- applied already), or no row when no job has this id.
+WITH applied AS (
+    UPDATE import_job
+       SET processed_rows = processed_rows + %(processed)s::bigint,
+           success_count = success_count + %(success)s::bigint,
+           error_count = error_count + %(errors)s::bigint,
+           errors = CASE
+               -- Nothing to append, or no room: the stored value stays as it is, unrewritten.
+               WHEN jsonb_array_length(%(entries)s::jsonb) = 0
+                 OR jsonb_array_length(errors) >= %(max_errors)s::bigint THEN errors
+               ELSE errors || (
+                   SELECT coalesce(jsonb_agg(entry.value ORDER BY entry.n), '[]'::jsonb)
+                     FROM jsonb_array_elements(%(entries)s::jsonb)
+                          WITH ORDINALITY AS entry (value, n)
+                    WHERE entry.n <= %(max_errors)s::bigint - jsonb_array_length(errors))
+           END,
+           errors_dropped = errors_dropped + %(entries_dropped)s::bigint + greatest(
+               0,
+               jsonb_array_length(%(entries)s::jsonb)
+                 - greatest(0, %(max_errors)s::bigint - jsonb_array_length(errors))),
+           heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
+                               THEN now() ELSE heartbeat_at END,
+           worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
+                            THEN %(worker_id)s::text ELSE worker_id END,
+           applied_batches = CASE WHEN %(batch_key)s::text IS NULL THEN applied_batches
+                                  ELSE jsonb_set(applied_batches, ARRAY[%(batch_key)s::text],
+                                                 to_jsonb(%(batch_seq)s::bigint)) END,
+           updated_at = now()
+     WHERE id = %(id)s::uuid
+       AND (%(batch_key)s::text IS NULL
+            OR coalesce((applied_batches ->> %(batch_key)s::text)::bigint, 0)
+               < %(batch_seq)s::bigint)
+    RETURNING status)
+SELECT status FROM applied
+UNION ALL
+-- Applied before: the row as it stands (read only when nothing was updated).
+SELECT status FROM import_job
+ WHERE id = %(id)s::uuid AND NOT EXISTS (SELECT FROM applied);

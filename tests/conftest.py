@@ -13,7 +13,9 @@ import contextlib
 import itertools
 import os
 import shutil
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -241,3 +243,93 @@ def side(
             yield AsyncSide(runner, aconn)
         finally:
             runner.run(aconn.close())
+
+
+# The server's ReadyForQuery for an idle connection: sent after the commit.
+READY_FOR_QUERY = b"Z\x00\x00\x00\x05I"
+
+
+class LossyProxy:
+    """A TCP relay to the test server that can lose a reply, after the commit.
+
+    `lose_next_reply` makes it read the server's next answer up to its
+    ReadyForQuery (so the statement has committed), throw it away and cut
+    the client's connection: a network failure at the worst moment, with no
+    mock anywhere. Connections opened later pass through untouched.
+    """
+
+    def __init__(self, info: psycopg.ConnectionInfo) -> None:
+        host, port = info.host, info.port
+        self._upstream: Any = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        # In clear text, so that the proxy can see where a reply ends.
+        self.url = (
+            database_url(
+                host="127.0.0.1",
+                port=self.port,
+                user=info.user,
+                dbname=info.dbname,
+                password=info.password,
+            )
+            + "&sslmode=disable&gssencmode=disable"
+        )
+        self._armed = threading.Event()
+        self.lost: list[bytes] = []
+        self.connections = 0
+        self._sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def lose_next_reply(self) -> None:
+        self._armed.set()
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            family = socket.AF_UNIX if isinstance(self._upstream, str) else socket.AF_INET
+            server = socket.socket(family, socket.SOCK_STREAM)
+            server.connect(self._upstream)
+            self._sockets += [client, server]
+            self.connections += 1
+            threading.Thread(target=self._relay, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._answer, args=(server, client), daemon=True).start()
+
+    @staticmethod
+    def _relay(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_RDWR)
+
+    def _answer(self, server: socket.socket, client: socket.socket) -> None:
+        swallowed = b""
+        with contextlib.suppress(OSError):
+            while data := server.recv(65536):
+                if not self._armed.is_set():
+                    client.sendall(data)
+                    continue
+                swallowed += data
+                if READY_FOR_QUERY in swallowed:
+                    self._armed.clear()
+                    self.lost.append(swallowed)
+                    break
+        for sock in (client, server):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def lossy(conn: psycopg.Connection[Any]) -> Iterator[LossyProxy]:
+    """Return a `LossyProxy` to the fresh database; its ``url`` goes through it."""
+    proxy = LossyProxy(conn.info)
+    yield proxy
+    proxy.close()

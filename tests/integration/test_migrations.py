@@ -63,7 +63,8 @@ def test_import_job_table_created(empty_db_url: str) -> None:
     schema = _schema(empty_db_url)
     assert schema["tables"] == ["import_job"]
     assert [column[0] for column in schema["columns"]] == [
-        field.name for field in attrs.fields(ImportJob)
+        *(field.name for field in attrs.fields(ImportJob)),
+        *BOOKKEEPING,
     ]
 
 
@@ -124,6 +125,10 @@ def _sql_type(annotation: Any) -> tuple[str, bool]:
     }[origin], nullable
 
 
+# Columns the model does not show: the trackers' bookkeeping (advance's
+# batch_id), with their type, nullability and default.
+BOOKKEEPING = {"applied_batches": ["jsonb", "NO", "'{}'::jsonb"]}
+
 # Values the database fills in itself, where the model leaves None until stored.
 DATABASE_ASSIGNED = {"id": "gen_random_uuid()", "created_at": "now()", "updated_at": "now()"}
 
@@ -134,7 +139,9 @@ def test_schema_matches_the_model_column_by_column(conn: psycopg.Connection[Any]
     columns = {name: rest for name, *rest in _schema(url)["columns"]}
     hints = typing.get_type_hints(ImportJob)
     fields = attrs.fields(ImportJob)
-    assert list(columns) == [field.name for field in fields]
+    assert list(columns) == [field.name for field in fields] + list(BOOKKEEPING)
+    for name, shape in BOOKKEEPING.items():
+        assert columns[name] == shape, name
     for field in fields:
         data_type, is_nullable, default = columns[field.name]
         sql_type, nullable = _sql_type(hints[field.name])

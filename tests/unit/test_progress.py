@@ -89,6 +89,15 @@ def test_advance_unknown_id(side: Any) -> None:
         ({"entries_dropped": -3}, "entries_dropped"),
         ({"worker_id": ""}, "worker_id"),
         ({"worker_id": "w\x00"}, "worker_id"),
+        ({"batch_id": "w-1"}, "batch_id"),
+        ({"batch_id": ("w-1",)}, "batch_id"),
+        ({"batch_id": ("w-1", 0)}, "batch_id"),
+        ({"batch_id": ("w-1", True)}, "batch_id"),
+        ({"batch_id": ("w-1", 2**63)}, "batch_id"),
+        ({"batch_id": ("", 1)}, "batch_id"),
+        ({"batch_id": ("w" * 201, 1)}, "batch_id"),
+        ({"batch_id": ("w\x00", 1)}, "batch_id"),
+        ({"batch_id": (1, 1)}, "batch_id"),
     ],
 )
 def test_advance_refuses_bad_input(
@@ -100,6 +109,34 @@ def test_advance_refuses_bad_input(
         side.advance(job.id, **kwargs)
     assert caught.value.field == field
     assert _row(conn, job.id) == before
+
+
+def test_advance_applies_a_keys_batches_once_in_increasing_number(side: Any, conn: Any) -> None:
+    job = _new(side)
+    entry = {"row": 1, "message": "bad"}
+
+    def counts() -> tuple[int, int, int, int]:
+        stored = side.get_by_id(job.id)
+        return stored.processed_rows, stored.success_count, stored.error_count, len(stored.errors)
+
+    assert side.advance(job.id, 10, 9, 1, entries=[entry], batch_id=("a", 1)) is S.PENDING
+    assert counts() == (10, 9, 1, 1)
+    # The same batch again (its reply was lost): nothing added, the status told.
+    assert side.advance(job.id, 10, 9, 1, entries=[entry], batch_id=("a", 1)) is S.PENDING
+    assert counts() == (10, 9, 1, 1)
+    side.advance(job.id, 5, 5, batch_id=("a", 3))  # numbers may skip
+    side.advance(job.id, 5, 5, batch_id=("a", 2))  # an older one comes too late
+    assert counts() == (15, 14, 1, 1)
+    side.advance(job.id, 7, 7, batch_id=("b", 1))  # each key has its own numbers
+    side.advance(job.id, 1, 1)  # and calls without one always count
+    assert counts() == (23, 22, 1, 1)
+    marks = conn.execute("SELECT applied_batches FROM import_job WHERE id = %s", [job.id])
+    assert marks.fetchone() == ({"a": 3, "b": 1},)
+    side.cancel(job.id)
+    assert side.advance(job.id, 7, 7, batch_id=("b", 1)) is S.CANCELLED
+    assert counts() == (23, 22, 1, 1)
+    with pytest.raises(ImportJobNotFoundError):
+        side.advance(uuid.uuid4(), 1, batch_id=("a", 9))
 
 
 def test_advance_records_the_worker_of_a_processing_job(side: Any) -> None:

@@ -112,7 +112,16 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
         ),
     ),
     "advance": (
-        {"job_id", "processed", "success", "errors", "entries", "worker_id", "counters"},
+        {
+            "job_id",
+            "processed",
+            "success",
+            "errors",
+            "entries",
+            "worker_id",
+            "counters",
+            "batch_id",
+        },
         lambda side, draw, known: side.advance(
             _job_ids(draw, known),
             draw(counts),
@@ -120,6 +129,9 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
             draw(counts),
             entries=draw(st.one_of(st.lists(entries, max_size=3), anything)),
             worker_id=draw(st.one_of(st.none(), st.text(), anything)),
+            batch_id=draw(
+                st.one_of(st.none(), st.tuples(st.one_of(st.text(), anything), counts), anything)
+            ),
         ),
     ),
     "heartbeat": (
