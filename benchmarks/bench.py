@@ -823,11 +823,13 @@ def bench_async(url: str, report: Report, samples: int) -> None:
 
 
 def _bench_watchers(url: str, report: Report) -> None:
-    """Time a tracked import alone and beside 64 async watchers, three times each."""
-    alone, watched = [], []
-    for _ in range(3):
-        alone.append(_tracked_import(url, watchers=0))
-        watched.append(_tracked_import(url, watchers=64))
+    """Time a tracked import alone and beside 64 async watchers, five times each."""
+    alone: list[float] = []
+    watched: list[float] = []
+    for round_ in range(5):
+        # Alternating which goes first, so a drift falls on both.
+        for watchers in (0, 64) if round_ % 2 == 0 else (64, 0):
+            (watched if watchers else alone).append(_tracked_import(url, watchers))
     ratio = statistics.median(watched) / statistics.median(alone)
     report.add(
         "6 async",
