@@ -47,9 +47,10 @@ def translate(exc: psycopg.Error, params: Mapping[str, object]) -> DataImportErr
         reason = (exc.diag.message_primary or str(exc)).strip()
         return ImportJobTimeoutError(f"the database cancelled the statement: {reason}")
     if isinstance(exc, pg_errors.UndefinedTable):
+        # import_job, or a table a later migration adds (import_job_watch).
+        reason = (exc.diag.message_primary or "a table is missing").strip()
         return SchemaMissingError(
-            "the import_job table does not exist: apply the migrations "
-            "(importjob.apply_migrations, or yoyo apply)"
+            f"{reason}: apply the migrations (importjob.apply_migrations, or yoyo apply)"
         )
     return ImportJobDatabaseError(f"{type(exc).__name__}: {exc}".strip())
 

@@ -10,10 +10,11 @@ execute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -25,6 +26,7 @@ from importjob import _validate
 from importjob._errors import translate, translate_errors
 from importjob._identity import worker_id as current_worker_id
 from importjob._queries import query
+from importjob._watch import WatchState, usable, wait_for_notify, wait_for_notify_async
 from importjob.exceptions import (
     DataImportError,
     ImportJobCancelledError,
@@ -44,7 +46,7 @@ WATCH_RECONNECT_ATTEMPTS = 10
 
 _Params = dict[str, Any]
 _T = TypeVar("_T")
-_Previous = tuple[str, ImportJob | None]
+_Previous = tuple[str | None, ImportJob | None]
 
 
 # Rows come as tuples (psycopg builds them in C) of values in the order the
@@ -57,7 +59,7 @@ def _values(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _previous_and_job(values: Sequence[Any]) -> _Previous:
-    # update_status and start_job: the status the job had, then the job (all NULL if unchanged).
+    # update_status and start_job: a status the job had, then the job (all NULL if unchanged).
     return values[0], None if values[1] is None else job_from_values(values[1:])
 
 
@@ -249,7 +251,7 @@ class _Statements:
         if job is None:
             raise InvalidStatusTransitionError(
                 params["id"],
-                ImportJobStatus(previous),
+                ImportJobStatus(str(previous)),
                 ImportJobStatus(params["status"]),
             )
         return job
@@ -260,7 +262,7 @@ class _Statements:
             raise ImportJobNotFoundError(params["id"])
         previous_text, job = row
         if job is None:
-            previous = ImportJobStatus(previous_text)
+            previous = ImportJobStatus(str(previous_text))
             if previous is ImportJobStatus.CANCELLED:
                 raise ImportJobCancelledError(params["id"])
             raise InvalidStatusTransitionError(params["id"], previous, ImportJobStatus.PROCESSING)
@@ -355,47 +357,55 @@ class ImportJobRepository(_Statements):
         name, params = self._recent_query(status, limit)
         return self._all(name, params, job_from_values)
 
-    def watch(self, job_id: UUID | str, timeout: float | None = None) -> Iterator[ImportJob]:
+    def watch(
+        self, job_id: UUID | str, timeout: float | None = None
+    ) -> Generator[ImportJob, None, None]:
         """Yield a snapshot of the job now and each time it changes, until it ends.
 
-        Rides on LISTEN/NOTIFY (every change of a job notifies, migration
-        0004) over a connection of its own, opened with the repository
-        connection's parameters, so it costs the database nothing while the
-        job is idle. A burst of changes yields one snapshot. When the
-        connection is cut, it reconnects, re-reads and goes on (giving up
-        after about 15 s with `ImportJobDatabaseError`). Raises
-        `ImportJobNotFoundError` when the job does not exist (or is deleted)
-        and `TimeoutError` when ``timeout`` seconds pass without a change.
+        Rides on LISTEN/NOTIFY over a connection of its own, opened with the
+        repository connection's parameters. The job is registered as watched
+        while the iterator runs (only watched jobs notify, migration 0007),
+        and read at least every 5 s besides, so no change is missed. A burst
+        of changes yields one snapshot. When the connection is cut, it
+        reconnects, re-reads and goes on (giving up after about 15 s with
+        `ImportJobDatabaseError`). Raises `ImportJobNotFoundError` when the
+        job does not exist (or is deleted) and `TimeoutError` when
+        ``timeout`` seconds pass without a change.
         """
-        params = self._id_params(job_id)
-        wait_limit = self._watch_timeout(timeout)
-        last: ImportJob | None = None
+        state = WatchState(self._id_params(job_id)["id"], self._watch_timeout(timeout))
         attempt = 0
         while True:
             try:
                 with psycopg.connect(**self._watch_conninfo()) as conn:
-                    conn.execute(self._listen(params["id"]))
+                    conn.execute(self._listen(state.job_id))
+                    state.connected()
                     attempt = 0
-                    while True:
-                        job = self._read(conn, params)
-                        if job != last:
-                            last = job
-                            yield job
-                        if job.is_finished:
-                            return
-                        if not _wait_for_notify(conn, wait_limit):
-                            raise TimeoutError(f"import job {job.id} did not change in {timeout} s")
+                    try:
+                        while True:
+                            job = state.changed(self._read(conn, state))
+                            if job is not None:
+                                yield job
+                                if job.is_finished:
+                                    return
+                            wait_for_notify(conn, state.wait_seconds())
+                    finally:
+                        self._unwatch(conn, state)
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
                 time.sleep(self._reconnect_delay(attempt, exc))
                 attempt += 1
 
-    def _read(self, conn: psycopg.Connection[Any], params: _Params) -> ImportJob:
-        with translate_errors(params), conn.cursor() as cur:
-            cur.execute(query("get_job"), params)
-            row = cur.fetchone()
-        if row is None:
-            raise ImportJobNotFoundError(params["id"])
-        return job_from_values(row)
+    @staticmethod
+    def _read(conn: psycopg.Connection[Any], state: WatchState) -> Any:
+        with translate_errors(state.params), conn.cursor() as cur:
+            cur.execute(query(state.statement()), state.params)
+            return cur.fetchone()
+
+    @staticmethod
+    def _unwatch(conn: psycopg.Connection[Any], state: WatchState) -> None:
+        # Best effort: a registration left behind expires by itself.
+        if usable(conn):
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(query("unwatch_job"), state.params)
 
     def update_progress(
         self,
@@ -643,38 +653,43 @@ class AsyncImportJobRepository(_Statements):
 
     async def watch(
         self, job_id: UUID | str, timeout: float | None = None
-    ) -> AsyncIterator[ImportJob]:
+    ) -> AsyncGenerator[ImportJob, None]:
         """Yield the job each time it changes, until it ends; see `ImportJobRepository.watch`."""
-        params = self._id_params(job_id)
-        wait_limit = self._watch_timeout(timeout)
-        last: ImportJob | None = None
+        state = WatchState(self._id_params(job_id)["id"], self._watch_timeout(timeout))
         attempt = 0
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(**self._watch_conninfo()) as conn:
-                    await conn.execute(self._listen(params["id"]))
+                    await conn.execute(self._listen(state.job_id))
+                    state.connected()
                     attempt = 0
-                    while True:
-                        job = await self._read(conn, params)
-                        if job != last:
-                            last = job
-                            yield job
-                        if job.is_finished:
-                            return
-                        if not await _wait_for_notify_async(conn, wait_limit):
-                            raise TimeoutError(f"import job {job.id} did not change in {timeout} s")
+                    try:
+                        while True:
+                            job = state.changed(await self._read(conn, state))
+                            if job is not None:
+                                yield job
+                                if job.is_finished:
+                                    return
+                            await wait_for_notify_async(conn, state.wait_seconds())
+                    finally:
+                        await self._unwatch(conn, state)
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
                 await asyncio.sleep(self._reconnect_delay(attempt, exc))
                 attempt += 1
 
-    async def _read(self, conn: psycopg.AsyncConnection[Any], params: _Params) -> ImportJob:
-        with translate_errors(params):
+    @staticmethod
+    async def _read(conn: psycopg.AsyncConnection[Any], state: WatchState) -> Any:
+        with translate_errors(state.params):
             async with conn.cursor() as cur:
-                await cur.execute(query("get_job"), params)
-                row = await cur.fetchone()
-        if row is None:
-            raise ImportJobNotFoundError(params["id"])
-        return job_from_values(row)
+                await cur.execute(query(state.statement()), state.params)
+                return await cur.fetchone()
+
+    @staticmethod
+    async def _unwatch(conn: psycopg.AsyncConnection[Any], state: WatchState) -> None:
+        # Best effort: a registration left behind expires by itself.
+        if usable(conn):
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute(query("unwatch_job"), state.params)
 
     async def update_progress(
         self,
@@ -802,27 +817,3 @@ class AsyncImportJobRepository(_Statements):
         except psycopg.Error as exc:
             raise translate(exc, {}) from exc
         return self._cursor
-
-
-def _wait_for_notify(conn: psycopg.Connection[Any], timeout: float | None) -> bool:
-    """Wait for the next notification, then take all queued behind it: they fold into one.
-
-    The drain runs after the first generator has closed: a generator holds
-    the connection's lock while it is open.
-    """
-    woken = any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
-    if woken:
-        for _ in conn.notifies(timeout=0):
-            pass
-    return woken
-
-
-async def _wait_for_notify_async(conn: psycopg.AsyncConnection[Any], timeout: float | None) -> bool:
-    """Wait like `_wait_for_notify`, in asyncio."""
-    woken = False
-    async for _ in conn.notifies(timeout=timeout, stop_after=1):
-        woken = True
-    if woken:
-        async for _ in conn.notifies(timeout=0):
-            pass
-    return woken

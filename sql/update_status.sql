@@ -1,34 +1,37 @@
 -- update_status: move one job to a new status if the lifecycle allows it.
 -- The caller passes the statuses the target may be entered from
 -- (from_statuses), whether entering it starts the job (starts: sets
--- started_at, and heartbeat_at so the job counts as alive) and whether it is terminal (terminal: sets completed_at), so
--- the lifecycle is written once, in importjob.models. Both times come from
--- the database's clock, in this statement.
--- The row is locked first (FOR UPDATE re-reads it after a concurrent change
--- commits), so of two concurrent transitions only one can succeed.
--- Returns no row when no job has this id; otherwise one row with the status
--- the job had (previous_status) and the updated job, whose columns are all
--- NULL when the transition was refused.
-WITH current_job AS (
-    SELECT id, status
-      FROM import_job
-     WHERE id = %(id)s::uuid
-       FOR UPDATE
-), changed AS (
-    UPDATE import_job AS job
+-- started_at, and heartbeat_at so the job counts as alive) and whether it
+-- is terminal (terminal: sets completed_at), so the lifecycle is written
+-- once, in importjob.models. Both times come from the database's clock.
+-- One guarded UPDATE: its WHERE is re-checked on the newest row version
+-- after a concurrent change commits, so of two concurrent transitions only
+-- one can succeed. Only when nothing was updated is the status read, FOR
+-- SHARE so that it too is the newest committed one, the status that beat
+-- this transition (FOR KEY SHARE would not wait for, nor re-read after, a
+-- concurrent update of other columns).
+-- Returns no row when no job has this id; otherwise one row: previous_status
+-- NULL and the updated job, or the status the job has and NULL job columns
+-- when the transition was refused.
+WITH changed AS (
+    UPDATE import_job
        SET status = %(status)s::text,
-           started_at = CASE WHEN %(starts)s::boolean THEN now() ELSE job.started_at END,
-           heartbeat_at = CASE WHEN %(starts)s::boolean THEN now() ELSE job.heartbeat_at END,
+           started_at = CASE WHEN %(starts)s::boolean THEN now() ELSE started_at END,
+           heartbeat_at = CASE WHEN %(starts)s::boolean THEN now() ELSE heartbeat_at END,
            completed_at = CASE WHEN %(terminal)s::boolean THEN now() END,
            updated_at = now()
-      FROM current_job
-     WHERE job.id = current_job.id
-       AND current_job.status = ANY (%(from_statuses)s::text[])
- RETURNING job.id, job.status, job.source_type, job.filename, job.total_rows,
-           job.processed_rows, job.success_count, job.error_count, job.errors,
-           job.started_at, job.completed_at, job.created_at, job.updated_at,
-           job.heartbeat_at, job.worker_id, job.errors_dropped
+     WHERE id = %(id)s::uuid
+       AND status = ANY (%(from_statuses)s::text[])
+ RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
+           error_count, errors, started_at, completed_at, created_at, updated_at,
+           heartbeat_at, worker_id, errors_dropped
+), refused AS (
+    SELECT status
+      FROM import_job
+     WHERE id = %(id)s::uuid
+       AND NOT EXISTS (SELECT FROM changed)
+       FOR SHARE
 )
-SELECT current_job.status AS previous_status, changed.*
-  FROM current_job
-  LEFT JOIN changed ON true;
+SELECT refused.status AS previous_status, changed.*
+  FROM changed
+  FULL JOIN refused ON true;

@@ -16,7 +16,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -180,6 +180,16 @@ class SyncSide:
     def watch_all(self, job_id: Any, timeout: float | None = None) -> list[ImportJob]:
         return list(self.repo.watch(job_id, timeout=timeout))
 
+    def watch_two(self, job_id: Any, between: Callable[[], object], timeout: float) -> list[Any]:
+        """Take the first snapshot, call ``between``, take the next, then stop watching."""
+        snapshots = self.repo.watch(job_id, timeout=timeout)
+        try:
+            first = next(snapshots)
+            between()
+            return [first, next(snapshots)]
+        finally:
+            snapshots.close()
+
 
 class AsyncSide:
     """The asyncio twins, driven through one event loop so the same tests run on them."""
@@ -214,6 +224,20 @@ class AsyncSide:
             return [job async for job in self.repo.watch(job_id, timeout=timeout)]
 
         return self.runner.run(collect())
+
+    def watch_two(self, job_id: Any, between: Callable[[], object], timeout: float) -> list[Any]:
+        """Take the first snapshot, call ``between``, take the next, then stop watching."""
+
+        async def two() -> list[Any]:
+            snapshots = self.repo.watch(job_id, timeout=timeout)
+            try:
+                first = await anext(snapshots)
+                between()
+                return [first, await anext(snapshots)]
+            finally:
+                await snapshots.aclose()
+
+        return self.runner.run(two())
 
 
 class _Awaiting:

@@ -61,7 +61,7 @@ def test_import_job_table_created(empty_db_url: str) -> None:
     assert _schema(empty_db_url)["tables"] == []
     assert apply_migrations(empty_db_url) == migration_ids()
     schema = _schema(empty_db_url)
-    assert schema["tables"] == ["import_job"]
+    assert schema["tables"] == ["import_job", "import_job_watch"]
     assert [column[0] for column in schema["columns"]] == [
         *(field.name for field in attrs.fields(ImportJob)),
         *BOOKKEEPING,
@@ -74,16 +74,13 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
     assert set(indexes) == {
         "import_job_pkey",
         "ix_import_job_status",
-        "ix_import_job_heartbeat",
         "ix_import_job_completed_at",
         "ix_import_job_created_at",
     }
-    # Shaped for list_by_status and claim_next: the filter, then the order.
+    # Shaped for list_by_status and claim_next: the filter, then the order;
+    # rescue_stale reads the processing jobs through it too.
     assert indexes["ix_import_job_status"].endswith("(status, created_at, id)")
-    # rescue_stale looks only at processing jobs; purge_finished only at ended ones.
-    assert indexes["ix_import_job_heartbeat"].endswith(
-        "(heartbeat_at) WHERE (status = 'processing'::text)"
-    )
+    # purge_finished looks only at ended jobs.
     assert indexes["ix_import_job_completed_at"].endswith(
         "(completed_at) WHERE (completed_at IS NOT NULL)"
     )
@@ -104,6 +101,96 @@ def test_list_by_status_uses_the_status_index(conn: psycopg.Connection[Any]) -> 
     text = "\n".join(line for (line,) in plan)
     assert "ix_import_job_status" in text
     assert "Sort" not in text  # the index gives the order
+
+
+def test_rescue_stale_reads_only_processing_jobs_through_an_index(
+    conn: psycopg.Connection[Any],
+) -> None:
+    from importjob._queries import query  # noqa: PLC0415 - the statement under test
+
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SET enable_bitmapscan = off")
+    plan = conn.execute(
+        b"EXPLAIN " + query("rescue_stale").encode(),
+        {"older_than": "5 minutes", "requeue": False, "max_errors": 1000},
+    ).fetchall()
+    text = "\n".join(line for (line,) in plan)
+    assert "Index Scan using ix_import_job_status" in text
+    assert "Index Cond: (status = 'processing'::text)" in text
+
+
+# What a flush (advance with a worker: counters, entries, heartbeat, batch
+# mark) writes. None of it may be indexed, or the update cannot be HOT.
+FLUSH_COLUMNS = {
+    "processed_rows",
+    "success_count",
+    "error_count",
+    "errors",
+    "errors_dropped",
+    "heartbeat_at",
+    "worker_id",
+    "applied_batches",
+    "updated_at",
+}
+
+
+def test_no_index_covers_a_column_a_flush_writes(conn: psycopg.Connection[Any]) -> None:
+    indexed = {
+        name
+        for (name,) in conn.execute(
+            "SELECT DISTINCT a.attname FROM pg_index i"
+            "  JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " WHERE i.indrelid = 'import_job'::regclass"
+            "   AND (a.attnum = ANY (i.indkey)"
+            "        OR pg_get_expr(i.indpred, i.indrelid) ~ ('\\m' || a.attname || '\\M')"
+            "        OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\\m' || a.attname || '\\M'))"
+        )
+    }
+    assert indexed == {"id", "status", "created_at", "completed_at"}
+    assert not indexed & FLUSH_COLUMNS
+    [(options,)] = conn.execute(
+        "SELECT reloptions FROM pg_class WHERE oid = 'import_job'::regclass"
+    ).fetchall()
+    assert options == ["fillfactor=70"]  # room on the page for the new row version
+
+
+def _updates(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Return the table's updates and HOT updates so far, this backend's included."""
+    conn.execute("SELECT pg_stat_force_next_flush()")  # at the end of this statement
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    [(updated, hot)] = conn.execute(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables"
+        " WHERE relid = 'import_job'::regclass"
+    ).fetchall()
+    return updated, hot
+
+
+def test_flushes_update_the_row_in_place(conn: psycopg.Connection[Any]) -> None:
+    from importjob import ImportJobRepository  # noqa: PLC0415
+
+    repo = ImportJobRepository(conn)
+    job = repo.create(ImportJob(source_type="csv", filename="hot.csv"))
+    repo.start(job.id, "worker-1")
+    updated, hot = _updates(conn)
+    # Each in a transaction of its own: every flush records a new heartbeat.
+    for number in range(1, 6):
+        repo.advance(
+            job.id,
+            processed=10,
+            success=9,
+            errors=1,
+            entries=[{"row": number, "message": "bad"}],
+            worker_id="worker-1",
+            batch_id=("tracker", number),
+        )
+    repo.heartbeat(job.id, "worker-1")
+    after = _updates(conn)
+    assert (after[0] - updated, after[1] - hot) == (6, 6)
+    stored = repo.get_by_id(job.id)
+    assert stored is not None
+    assert stored.heartbeat_at is not None
+    assert stored.started_at is not None
+    assert stored.heartbeat_at > stored.started_at
 
 
 def _sql_type(annotation: Any) -> tuple[str, bool]:
@@ -265,7 +352,7 @@ def test_the_yoyo_command_applies_them(empty_db_url: str, source: str) -> None:
     url = yoyo_url(empty_db_url)
     applied = _yoyo("apply", "--database", url, source)
     assert applied.returncode == 0, applied.stderr
-    assert _schema(empty_db_url)["tables"] == ["import_job"]
+    assert _schema(empty_db_url)["tables"] == ["import_job", "import_job_watch"]
     assert apply_migrations(empty_db_url) == []  # the same bookkeeping as yoyo's
     rolled_back = _yoyo("rollback", "--all", "--database", url, source)
     assert rolled_back.returncode == 0, rolled_back.stderr

@@ -47,10 +47,13 @@ COMMAND = Path(sys.executable).with_name("importjob")
 # Nothing else is needed: the notify trigger runs its function without
 # checking EXECUTE (the fixture revokes it from PUBLIC to prove it), LISTEN
 # needs no privilege, and the ids come from the client, not a sequence.
+# import_job_watch: watchers register in it, and the trigger reads it as
+# the role that writes the job.
 APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT USAGE ON SCHEMA public TO {app}",
-    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job TO {app}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job, import_job_watch TO {app}",
 )
+TABLES = ("import_job", "import_job_watch")
 
 _names = itertools.count()
 
@@ -125,23 +128,18 @@ def deployment(empty_db_url: str) -> Iterator[Deployment]:
 
 
 def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) -> None:
+    privileges = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
     with psycopg.connect(deployment.owner_url) as conn:
-        [(table_owner,)] = conn.execute(
-            "SELECT tableowner FROM pg_tables WHERE tablename = 'import_job'"
+        owners = conn.execute(
+            "SELECT tablename, tableowner FROM pg_tables"
+            " WHERE schemaname = 'public' ORDER BY tablename"
         ).fetchall()
-        table = {
-            privilege: conn.execute(
-                "SELECT has_table_privilege(%s, 'import_job', %s)", [deployment.app, privilege]
+        held = {
+            (table, privilege): conn.execute(
+                "SELECT has_table_privilege(%s, %s, %s)", [deployment.app, table, privilege]
             ).fetchone()
-            for privilege in (
-                "SELECT",
-                "INSERT",
-                "UPDATE",
-                "DELETE",
-                "TRUNCATE",
-                "REFERENCES",
-                "TRIGGER",
-            )
+            for table in TABLES
+            for privilege in privileges
         }
         [schema] = conn.execute(
             "SELECT has_schema_privilege(%(app)s, 'public', 'USAGE'),"
@@ -150,15 +148,12 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
             "       has_table_privilege(%(app)s, '_yoyo_migration', 'SELECT')",
             {"app": deployment.app},
         ).fetchall()
-    assert table_owner == deployment.owner
-    assert table == {
-        "SELECT": (True,),
-        "INSERT": (True,),
-        "UPDATE": (True,),
-        "DELETE": (True,),
-        "TRUNCATE": (False,),
-        "REFERENCES": (False,),
-        "TRIGGER": (False,),
+    assert [(t, o) for t, o in owners if t in TABLES] == [(t, deployment.owner) for t in TABLES]
+    # Rows only: reading and writing them, nothing else.
+    assert held == {
+        (table, privilege): (privilege in {"SELECT", "INSERT", "UPDATE", "DELETE"},)
+        for table in TABLES
+        for privilege in privileges
     }
     # USAGE, not CREATE; no EXECUTE on the trigger function; nothing of yoyo's.
     assert schema == (True, False, False, False)
@@ -354,6 +349,7 @@ def test_the_app_role_cannot_migrate(deployment: Deployment, args: list[str]) ->
         "CREATE TABLE import_job_copy (id uuid PRIMARY KEY)",
         "ALTER TABLE import_job ADD COLUMN note text",
         "DROP TABLE import_job",
+        "DROP TABLE import_job_watch",
         "CREATE INDEX ix_import_job_filename ON import_job (filename)",
         "TRUNCATE import_job",
         "DROP FUNCTION import_job_notify() CASCADE",

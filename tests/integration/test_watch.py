@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import psycopg
 import pytest
 
 from importjob import ImportJob, ImportJobStatus
+from importjob._queries import query
 from importjob.exceptions import ImportJobNotFoundError, InvalidFieldError
 
 S = ImportJobStatus
@@ -119,19 +123,117 @@ def test_watch_unknown_job_or_bad_timeout(side: Any) -> None:
         side.watch_all(job.id, timeout=-1)
 
 
-def test_every_statement_that_changes_a_job_notifies(
+def _notified(listener: psycopg.Connection[Any]) -> list[str]:
+    return [n.payload for n in listener.notifies(timeout=0.5)]
+
+
+def _registrations(conn: psycopg.Connection[Any], job: ImportJob) -> list[Any]:
+    return conn.execute(
+        "SELECT expires_at - now() FROM import_job_watch WHERE job_id = %s", [job.id]
+    ).fetchall()
+
+
+def test_only_a_watched_job_notifies(
     conn: psycopg.Connection[Any], connect: Any, repo: Any
 ) -> None:
     listener = connect()
     job = repo.create(ImportJob(source_type="csv", filename="n.csv"))
     listener.execute(f"LISTEN import_job_{job.id.hex}")
+    # Nobody registered: writes send nothing.
+    repo.advance(job.id, processed=1)
+    repo.update_status(job.id, S.PROCESSING)
+    assert _notified(listener) == []
+
+    # Registered (as watch registers): every statement that changes it notifies.
+    listener.execute(
+        query("watch_job"), {"id": job.id, "watcher": uuid.uuid4(), "ttl": timedelta(minutes=1)}
+    )
     with conn.transaction():
         repo.advance(job.id, processed=1)
         repo.advance(job.id, processed=1)  # folds into one at commit
-    repo.update_status(job.id, S.PROCESSING)
+    repo.heartbeat(job.id, "worker-1")
+    assert _notified(listener) == [str(job.id)] * 2
+
+    # Expired: nothing again.
+    conn.execute("UPDATE import_job_watch SET expires_at = now() - interval '1 second'")
+    repo.advance(job.id, processed=1)
+    assert _notified(listener) == []
+
+    conn.execute("UPDATE import_job_watch SET expires_at = now() + interval '1 minute'")
     conn.execute("DELETE FROM import_job WHERE id = %s", [job.id])
-    payloads = [n.payload for n in listener.notifies(timeout=0.5)]
-    assert payloads == [str(job.id)] * 3
+    assert _notified(listener) == [str(job.id)]
+
+
+def test_a_watcher_is_registered_while_it_watches_and_only_then(
+    side: Any, conn: psycopg.Connection[Any], repo: Any
+) -> None:
+    job = _new(side)
+    other = _new(side)
+    during: list[Any] = []
+
+    def look_then_cancel() -> None:
+        during.extend(_registrations(conn, job))
+        repo.cancel(job.id)
+
+    [first, last] = side.watch_two(job.id, look_then_cancel, 10)
+    assert (first.status, last.status) == (S.PENDING, S.CANCELLED)
+    [(expires_in,)] = during
+    assert timedelta(0) < expires_in <= timedelta(seconds=60)
+    assert _registrations(conn, job) == []  # gone when the watch ended
+
+    # A watch left early (the caller stops iterating) unregisters too.
+    assert (
+        side.watch_two(other.id, lambda: repo.advance(other.id, processed=3), 10)[1].processed_rows
+        == 3
+    )
+    assert _registrations(conn, other) == []
+
+
+def test_a_change_made_while_the_watcher_registers_is_not_missed(side: Any, connect: Any) -> None:
+    job = _new(side)
+    writer = connect()
+    writer.autocommit = False
+    # The trigger runs now, while nobody is registered: no notification at commit.
+    writer.execute("UPDATE import_job SET processed_rows = 7 WHERE id = %s", [job.id])
+    # The watcher registers and reads before the commit; no later change comes:
+    # only its fallback read can show the change.
+    first, second = side.watch_two(job.id, writer.commit, 30)
+    assert (first.processed_rows, second.processed_rows) == (0, 7)
+
+
+def test_a_killed_watcher_expires_and_is_cleared(
+    conn: psycopg.Connection[Any], connect: Any, repo: Any, db_url: str
+) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="killed.csv"))
+    with subprocess.Popen(
+        [sys.executable, str(WORKERS), "watch", db_url, str(job.id)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as watcher:
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline() == "seen 0\n"  # registered and read
+        watcher.send_signal(signal.SIGKILL)
+        watcher.wait(timeout=10)
+    # Left behind, but bounded: it lapses within the registration's lifetime.
+    [(expires_in,)] = _registrations(conn, job)
+    assert expires_in <= timedelta(seconds=60)
+    listener = connect()
+    listener.execute(f"LISTEN import_job_{job.id.hex}")
+    repo.advance(job.id, processed=1)
+    assert _notified(listener) == [str(job.id)]  # not yet lapsed
+
+    # Time passes: the registration lapses and costs nothing more.
+    conn.execute("UPDATE import_job_watch SET expires_at = now() - interval '1 second'")
+    repo.advance(job.id, processed=1)
+    assert _notified(listener) == []
+    # The next watcher's registration clears it: nothing accumulates.
+    other = repo.create(ImportJob(source_type="csv", filename="other.csv"))
+    snapshots = repo.watch(other.id, timeout=10)
+    next(snapshots)
+    remaining = conn.execute("SELECT job_id FROM import_job_watch").fetchall()
+    snapshots.close()
+    assert remaining == [(other.id,)]
+    assert conn.execute("SELECT count(*) FROM import_job_watch").fetchone() == (0,)
 
 
 def test_a_slow_watcher_gets_a_burst_folded(repo: Any, db_url: str) -> None:

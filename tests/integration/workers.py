@@ -134,6 +134,12 @@ def steady_import(url: str, job_id: str, rows: str, every_rows: str, attempts: s
     print("completed", flush=True)
 
 
+def watch(url: str, job_id: str) -> None:
+    """Watch a job, printing its processed rows at each snapshot, until it ends."""
+    for job in _repo(url).watch(job_id):
+        print("seen", job.processed_rows, flush=True)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "import": steady_import,
     "drive": drive,
@@ -141,6 +147,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "claim": claim,
     "track": track_slowly,
     "race": race,
+    "watch": watch,
 }
 
 if __name__ == "__main__":

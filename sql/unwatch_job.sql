@@ -1,0 +1,6 @@
+-- unwatch_job: delete one watcher's registration of a job (watch_job), so
+-- that the job's changes stop notifying for it.
+-- Returns no row.
+DELETE FROM import_job_watch
+ WHERE job_id = %(id)s::uuid
+   AND watcher = %(watcher)s::uuid;
