@@ -26,8 +26,8 @@ def run(url: str, report: Report, *, quick: bool) -> None:
     workers_lines(url, report, workers=16, seconds=3.0 if quick else 15.0)
 
 
-def _advance_worker(url: str, job_id: uuid.UUID, start_at: float, end_at: float, out: Any) -> None:
-    """Call advance on one job until ``end_at``, through importjob and bare psycopg in turn.
+def _advance_worker(url: str, job_id: uuid.UUID, ready: Any, window: Any, out: Any) -> None:
+    """Call advance on one job during ``window``, through importjob and bare psycopg in turn.
 
     Puts (calls, seconds) for each side on ``out``.
     """
@@ -47,6 +47,11 @@ def _advance_worker(url: str, job_id: uuid.UUID, start_at: float, end_at: float,
     for _ in range(20):
         floor_call()
         ours_call()
+    # Every process started and warmed up, then the parent sets the window:
+    # on a loaded machine, starting 16 processes can take longer than any lead.
+    ready.wait()
+    ready.wait()
+    start_at, end_at = window[0], window[1]
     while time.monotonic() < start_at:
         time.sleep(0.001)
     sides = {"ours": [0, 0], "floor": [0, 0]}  # calls, nanoseconds
@@ -67,15 +72,16 @@ def _advance_worker(url: str, job_id: uuid.UUID, start_at: float, end_at: float,
 def _throughput(url: str, jobs: list[uuid.UUID], seconds: float) -> tuple[float, float]:
     """Return the aggregate calls per second through importjob and through bare psycopg."""
     spawn = multiprocessing.get_context("spawn")
-    out = spawn.Queue()
-    start_at = time.monotonic() + 3.0  # time for every process to start and warm up
-    end_at = start_at + seconds
+    out, ready, window = spawn.Queue(), spawn.Barrier(len(jobs) + 1), spawn.Array("d", 2)
     workers = [
-        spawn.Process(target=_advance_worker, args=(url, job, start_at, end_at, out))
-        for job in jobs
+        spawn.Process(target=_advance_worker, args=(url, job, ready, window, out)) for job in jobs
     ]
     for worker in workers:
         worker.start()
+    ready.wait(timeout=300)
+    window[0] = time.monotonic() + 0.2
+    window[1] = window[0] + seconds
+    ready.wait(timeout=60)
     results = [out.get(timeout=60) for _ in workers]
     for worker in workers:
         worker.join()
