@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import async_calls, errors, per_call, table_size, tracker, workers
+from benchmarks import async_calls, errors, per_call, table_size, tracker, workers, writes
 from benchmarks._harness import (
     Report,
     Section,
@@ -23,6 +23,7 @@ SECTIONS: tuple[Section, ...] = (
     workers.SECTION,
     errors.SECTION,
     async_calls.SECTION,
+    writes.SECTION,
 )
 
 
