@@ -132,7 +132,7 @@ def _writer(
     conn.close()
 
 
-def _follow(url: str, job_id: uuid.UUID, stop: threading.Event, seen: list[int], at: int) -> None:
+def _follow(url: str, job_id: uuid.UUID, stop: Any, seen: list[int], at: int) -> None:
     """Follow one job with watch until ``stop``; count its snapshots in ``seen[at]``."""
     repo = ImportJobRepository(connect(url))
     while not stop.is_set():
@@ -148,10 +148,9 @@ def _follow(url: str, job_id: uuid.UUID, stop: threading.Event, seen: list[int],
 
 def _watchers(url: str, jobs: list[uuid.UUID], ready: Any, stop: Any, out: Any) -> None:
     """Follow ``jobs``, one thread each; say when all watch, then count snapshots until ``stop``."""
-    halt = threading.Event()
     seen = [0] * len(jobs)
     threads = [
-        threading.Thread(target=_follow, args=(url, job, halt, seen, at))
+        threading.Thread(target=_follow, args=(url, job, stop, seen, at))
         for at, job in enumerate(jobs)
     ]
     for thread in threads:
@@ -160,8 +159,6 @@ def _watchers(url: str, jobs: list[uuid.UUID], ready: Any, stop: Any, out: Any) 
     while not all(seen):
         time.sleep(0.01)
     ready.set()
-    stop.wait()
-    halt.set()
     for thread in threads:
         thread.join()
     out.put(sum(seen))
@@ -194,6 +191,7 @@ class _Rounds:
                 target=_writer,
                 args=(self.url, self.jobs, n),
                 kwargs={"rounds": len(self.order), "window": window, "go": go, "out": out},
+                daemon=True,  # gone with this process, should a round fail
             )
             for n in range(WRITERS)
         ]
@@ -223,13 +221,14 @@ class _Rounds:
                     self.snapshots += self._stop_watchers(admin, *watchers)
         finally:
             _set_triggers(admin, shipped, bare=False)
+            go.abort()  # after the last round no writer waits; after a failure, none waits forever
             for writer in writers:
                 writer.join(60)
 
     def _start_watchers(self, spawn: Any) -> tuple[Any, Any, Any]:
         ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
         process = spawn.Process(
-            target=_watchers, args=(self.url, self.jobs[:WATCHED], ready, stop, out)
+            target=_watchers, args=(self.url, self.jobs[:WATCHED], ready, stop, out), daemon=True
         )
         process.start()
         if not ready.wait(60):
@@ -240,7 +239,8 @@ class _Rounds:
         self, admin: psycopg.Connection[Any], process: Any, stop: Any, out: Any
     ) -> int:
         stop.set()
-        # A change to each watched job wakes its watcher at once, to see the stop.
+        # A change to each watched job wakes its watcher at once, to see the stop
+        # (else it sees it when its watch times out, within a second).
         repo = ImportJobRepository(admin)
         for job in self.jobs[:WATCHED]:
             repo.advance(job)
@@ -315,7 +315,9 @@ def _latencies(url: str, admin: psycopg.Connection[Any], samples: int) -> list[f
     [job] = new_jobs(admin, 1, "processing")
     spawn = multiprocessing.get_context("spawn")
     ready, out = spawn.Event(), spawn.Queue()
-    watcher = spawn.Process(target=_latency_watcher, args=(url, job, samples, ready, out))
+    watcher = spawn.Process(
+        target=_latency_watcher, args=(url, job, samples, ready, out), daemon=True
+    )
     watcher.start()
     if not ready.wait(60):
         raise RuntimeError("the watcher did not start")
