@@ -212,10 +212,13 @@ def _by_hand(conn: psycopg.Connection[Any], name: str) -> Callable[[Any], object
     """Return the hand-written statement ``name``, prepared, as a user would run it."""
     cursor = conn.cursor()
     text = _BY_HAND[name]
+    # Known here, not asked of the cursor: cursor.description builds its
+    # column objects anew on every call, which costs more than a small read.
+    returns_rows = name not in {"update_progress", "add_error"}
 
     def run(params: Any) -> object:
         cursor.execute(text, params, prepare=True)
-        return cursor.fetchall() if cursor.description else cursor.rowcount
+        return cursor.fetchall() if returns_rows else cursor.rowcount
 
     return run
 
