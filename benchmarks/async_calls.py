@@ -130,7 +130,7 @@ def async_lines(url: str, report: Report, samples: int) -> None:
         ok=True,
     )
     report.add(
-        "the same statement, bare psycopg: AsyncConnection vs Connection (the driver's ratio)",
+        "bare psycopg, the same statement: async vs sync (the driver's ratio)",
         f"{medians['async floor']:.1f} µs",
         f"{medians['sync floor']:.1f} µs",
         ratio=ratio(" floor"),
@@ -142,7 +142,7 @@ def async_lines(url: str, report: Report, samples: int) -> None:
     for mode in ("sync", "async"):
         own = statistics.median(differences[mode]) / 1000
         report.add(
-            f"importjob's own cost per call beyond the driver, {mode} (get_by_id, call by call)",
+            f"importjob's own cost per call beyond the driver, {mode}",
             f"{own:.1f} µs",
             f"{medians[f'{mode} floor']:.1f} µs driver",
             ratio=None,

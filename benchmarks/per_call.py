@@ -291,7 +291,7 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
         ours_us, floor_us = median_us(ours_ns), median_us(floor_ns)
         ratio = ours_us / floor_us
         report.add(
-            f"{name} median vs by hand on a minimal table (call by call)",
+            f"{name} median vs by hand, minimal table (call by call)",
             f"{ours_us:.1f} µs",
             f"{floor_us:.1f} µs",
             ratio=ratio,

@@ -350,11 +350,10 @@ def writes_lines(url: str, report: Report, rounds: int, seconds: float, samples:
     admin.close()
 
     rate = {condition: statistics.median(found) for condition, found in measured.rates.items()}
-    bare = f"{rate['bare']:,.0f}/s disabled"
+    bare = f"{rate['bare']:,.0f}/s off"
     unwatched = rate["unwatched"] / rate["bare"]
     report.add(
-        f"{WRITERS} processes, advance on random jobs of {JOBS}, none watched:"
-        f" calls/s vs user triggers disabled ({rounds} rounds each)",
+        f"{WRITERS} writers on {JOBS} jobs, none watched: calls/s vs user triggers off",
         f"{rate['unwatched']:,.0f}/s",
         bare,
         ratio=unwatched,
@@ -362,9 +361,9 @@ def writes_lines(url: str, report: Report, rounds: int, seconds: float, samples:
         ok=unwatched >= 0.9,
     )
     report.add(
-        f"pgbench, {WRITERS} clients, the flush statement: as shipped vs triggers disabled",
+        f"pgbench, {WRITERS} clients, the flush statement: as shipped vs triggers off",
         "-" if ceiling is None else f"{ceiling['shipped']:,.0f}/s",
-        "-" if ceiling is None else f"{ceiling['bare']:,.0f}/s disabled",
+        "-" if ceiling is None else f"{ceiling['bare']:,.0f}/s off",
         ratio=None if ceiling is None else ceiling["shipped"] / ceiling["bare"],
         target="for reference",
         ok=True,
@@ -382,7 +381,7 @@ def writes_lines(url: str, report: Report, rounds: int, seconds: float, samples:
     complete = measured.updates >= measured.unwatched_calls
     share = measured.hot / measured.updates if measured.updates else 0.0
     report.add(
-        "HOT share of those flushes (n_tup_hot_upd / n_tup_upd, unwatched rounds)"
+        "HOT share of the flushes (pg_stat_user_tables, unwatched rounds)"
         + ("" if complete else " [statistics incomplete]"),
         f"{share:.2f}",
         f"{measured.hot:,} of {measured.updates:,}",
@@ -397,10 +396,9 @@ def writes_lines(url: str, report: Report, rounds: int, seconds: float, samples:
         ("p99", statistics.quantiles(latencies, n=100, method="inclusive")[98], 50.0),
     ):
         report.add(
-            f"watch latency, commit to snapshot, {name}"
-            f" ({len(latencies)} of {samples} changes seen one by one)",
+            f"watch latency, from commit to snapshot: {name}",
             f"{value:.2f} ms",
-            "-",
+            f"{len(latencies)} of {samples} seen",
             ratio=None,
             target=f"≤ {limit:.0f} ms",
             ok=value <= limit,
