@@ -1,0 +1,62 @@
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only N ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import async_calls, errors, per_call, table_size, tracker, workers, writes
+from benchmarks._harness import (
+    Report,
+    Section,
+    drop_database,
+    fresh_database,
+    machine,
+    print_report,
+)
+
+# The order gives each section its number, for --only and the table.
+SECTIONS: tuple[Section, ...] = (
+    per_call.SECTION,
+    tracker.SECTION,
+    table_size.SECTION,
+    workers.SECTION,
+    errors.SECTION,
+    async_calls.SECTION,
+    writes.SECTION,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sections asked for, print the table, return 1 when a target was missed."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="The importjob benchmark suite."
+    )
+    parser.add_argument("--quick", action="store_true", help="Smaller sizes, for a smoke run.")
+    parser.add_argument(
+        "--only",
+        type=int,
+        action="append",
+        choices=range(1, len(SECTIONS) + 1),
+        metavar="N",
+        help="Run section N only (repeatable), to look at one measure again: "
+        + ", ".join(f"{n} {section.title}" for n, section in enumerate(SECTIONS, start=1)),
+    )
+    args = parser.parse_args(argv)
+    url = fresh_database()
+    report = Report()
+    try:
+        for number, section in enumerate(SECTIONS, start=1):
+            if args.only and number not in args.only:
+                continue
+            print(f"{number}. {section.title}", flush=True)
+            report.section = f"{number} {section.name}"
+            section.run(url, report, quick=args.quick)
+        print_report(report, machine())
+    finally:
+        drop_database()
+    return 0 if all(row.ok for row in report.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Section 3: the reads and the claim stay flat as the table grows; and their plans."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+
+from benchmarks._harness import (
+    BENCH_DB,
+    Call,
+    Report,
+    Section,
+    connect,
+    drop_database,
+    fresh_database,
+    interleaved,
+    new_jobs,
+    pin,
+    unpin,
+)
+from importjob import ImportJobRepository, ImportJobStatus
+from importjob._queries import query
+
+
+def run(url: str, report: Report, *, quick: bool) -> None:
+    """Run the section: 10,000 jobs against 1,000,000 (50,000 when quick)."""
+    table_size_lines(
+        url, report, 10_000, 50_000 if quick else 1_000_000, samples=300 if quick else 2000
+    )
+
+
+def _fill(conn: psycopg.Connection[Any], total: int, pending: int = 0) -> None:
+    """Add ``pending`` pending jobs and long-finished ones until the table holds ``total``."""
+    with conn.transaction():
+        # Bulk history, not changes anyone watches: skip the notify trigger.
+        conn.execute("SET LOCAL session_replication_role = replica")
+        if pending:
+            new_jobs(conn, pending)
+        have = conn.execute("SELECT count(*) FROM import_job").fetchone()[0]  # type: ignore[index]
+        conn.execute(
+            "INSERT INTO import_job (status, source_type, filename, total_rows, processed_rows,"
+            "  success_count, started_at, completed_at, created_at, updated_at)"
+            " SELECT 'completed', 'csv', 'old.csv', 1000, 1000, 1000,"
+            "   now() - g * interval '1 minute', now() - g * interval '1 minute',"
+            "   now() - g * interval '1 minute', now()"
+            " FROM generate_series(1, %s) AS g",
+            [max(0, total - have)],
+        )
+    conn.execute("VACUUM ANALYZE import_job")
+
+
+def _ignore_index(call: Callable[[], object]) -> Call:
+    return lambda _: call()
+
+
+def _size_calls(url: str) -> dict[str, Callable[[], object]]:
+    conn = connect(url)
+    pin(conn)
+    repo = ImportJobRepository(conn)
+    [known] = conn.execute("SELECT id FROM import_job ORDER BY random() LIMIT 1").fetchone()  # type: ignore[misc]
+    return {
+        "get_by_id": lambda: repo.get_by_id(known),
+        "list_by_status(limit=50)": lambda: repo.list_by_status(ImportJobStatus.PENDING, 50),
+        "claim_next": lambda: repo.claim_next("bench"),
+    }
+
+
+def _plans(url: str, report: Report) -> None:
+    conn = connect(url)
+    [known] = conn.execute("SELECT id FROM import_job LIMIT 1").fetchone()  # type: ignore[misc]
+    statements = {
+        "get_by_id": ("get_job", {"id": known}),
+        "list_by_status(limit=50)": ("list_jobs_by_status", {"status": "pending", "limit": 50}),
+        "claim_next": ("claim_next", {"worker_id": "bench"}),
+        "list_recent(limit=50)": ("list_jobs_newest", {"limit": 50}),
+        "rescue_stale": (
+            "rescue_stale",
+            {"older_than": timedelta(minutes=5), "requeue": False, "max_errors": 1000},
+        ),
+    }
+    for name, (statement, params) in statements.items():
+        with conn.transaction(force_rollback=True):
+            text = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query(statement)
+            plan = conn.execute(text, params).fetchall()
+        report.plans[name] = "\n".join(line for (line,) in plan)
+    conn.close()
+
+
+def table_size_lines(url: str, report: Report, small: int, large: int, samples: int) -> None:
+    """Measure get_by_id, list_by_status and claim_next at ``small`` jobs and at ``large``.
+
+    Two databases, measured in alternating blocks, so that drift on the
+    machine falls on both sizes alike.
+    """
+    small_url = fresh_database(BENCH_DB + "_small")
+    try:
+        pending = samples * 2  # the same queue at both sizes; only the history differs
+        with connect(small_url) as conn:
+            _fill(conn, small, pending=pending)
+        with connect(url) as conn:
+            conn.execute("TRUNCATE import_job")
+            _fill(conn, large, pending=pending)
+        at_small, at_large = _size_calls(small_url), _size_calls(url)
+        for name in at_small:
+            small_us, large_us = interleaved(
+                _ignore_index(at_small[name]), _ignore_index(at_large[name]), 10, samples // 10
+            )
+            ratio = large_us / small_us
+            report.add(
+                f"{name} at {large:,} vs {small:,} jobs",
+                f"{large_us:.1f} µs",
+                f"{small_us:.1f} µs",
+                ratio=ratio,
+                target="≤ 1.3x",
+                ok=ratio <= 1.3,
+            )
+    finally:
+        unpin()
+        drop_database(BENCH_DB + "_small")
+    _plans(url, report)
+
+
+SECTION = Section(name="table size", title="flat in table size", run=run)
