@@ -44,7 +44,7 @@ ADVANCE_ONE_ROW: dict[str, Any] = {
     "max_errors": 1000,
     "worker_id": None,
     "batch_key": None,
-    "batch_seq": None,
+    "batch_number": None,
 }
 
 Call = Callable[[int], object]

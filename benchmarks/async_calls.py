@@ -64,7 +64,7 @@ def async_lines(url: str, report: Report, samples: int) -> None:
     """
     conn = connect(url)
     job = ImportJobRepository(conn).create(ImportJob(source_type="csv", filename="async.csv"))
-    text = query("get_job")
+    text = query("get_by_id")
     params = {"id": job.id}
     loop = asyncio.new_event_loop()
     pairs, repeats, block = 10, 3, max(20, samples // 30)

@@ -61,7 +61,7 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
 
     def create_cases() -> tuple[Call, Call]:
         jobs = [ImportJob(source_type="csv", filename="bench.csv") for _ in range(calls)]
-        floor = same_statement(conn, "create_job", "one")
+        floor = same_statement(conn, "create", "one")
         params = [
             {
                 "id": uuid.uuid4(),
@@ -106,13 +106,13 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
 
     def list_cases() -> tuple[Call, Call]:
         new_jobs(conn, 60)
-        floor = same_statement(conn, "list_jobs_by_status", "all")
+        floor = same_statement(conn, "list_by_status", "all")
         return (
             lambda i: repo.list_by_status(ImportJobStatus.PENDING, 50),
             lambda i: floor({"status": "pending", "limit": 50}),
         )
 
-    get_floor = same_statement(conn, "get_job", "one")
+    get_floor = same_statement(conn, "get_by_id", "one")
     progress_floor = same_statement(conn, "update_progress", "count")
     advance_floor = same_statement(conn, "advance", "one")
     cases: dict[str, Cases] = {

@@ -72,10 +72,10 @@ def _plans(url: str, report: Report) -> None:
     conn = connect(url)
     [known] = conn.execute("SELECT id FROM import_job LIMIT 1").fetchone()  # type: ignore[misc]
     statements = {
-        "get_by_id": ("get_job", {"id": known}),
-        "list_by_status(limit=50)": ("list_jobs_by_status", {"status": "pending", "limit": 50}),
+        "get_by_id": ("get_by_id", {"id": known}),
+        "list_by_status(limit=50)": ("list_by_status", {"status": "pending", "limit": 50}),
         "claim_next": ("claim_next", {"worker_id": "bench"}),
-        "list_recent(limit=50)": ("list_jobs_newest", {"limit": 50}),
+        "list_recent(limit=50)": ("list_recent", {"limit": 50}),
         "rescue_stale": (
             "rescue_stale",
             {"older_than": timedelta(minutes=5), "requeue": False, "max_errors": 1000},

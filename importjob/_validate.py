@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from importjob._identity import worker_id as current_worker_id
 from importjob.exceptions import DataImportError, InvalidFieldError
 
 # PostgreSQL's bigint, the type of every counter column.
@@ -87,6 +88,23 @@ def worker_id(value: object) -> str:
             "worker_id", f"must be 1 to {MAX_WORKER_ID_LENGTH} characters", value
         )
     return name
+
+
+def worker_or_current(value: object) -> str:
+    """Return ``value`` as a worker identity, or this process's own when it is None."""
+    return worker_id(current_worker_id() if value is None else value)
+
+
+def seconds(field: str, value: object) -> float:
+    """Return ``value`` if it is a number of seconds, 0 or more (a bool is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InvalidFieldError(field, "must be a number of seconds, 0 or more", value)
+    return float(value)
+
+
+def optional_seconds(field: str, value: object) -> float | None:
+    """Return ``value`` if it is None or a number of seconds, 0 or more."""
+    return None if value is None else seconds(field, value)
 
 
 def batch_id(value: object) -> tuple[str | None, int | None]:

@@ -1,10 +1,10 @@
 """Follow one job's changes: what both repositories' ``watch`` share.
 
 A watcher LISTENs on the job's channel and registers the job in
-``import_job_watch`` (``sql/watch_job.sql``): only a registered job's
+``import_job_watch`` (``sql/watch.sql``): only a registered job's
 changes notify (migration 0007), so a job nobody watches costs its writers
 nothing. The registration expires unless refreshed; the watcher refreshes it
-while it listens and deletes it when done (``sql/unwatch_job.sql``), and one
+while it listens and deletes it when done (``sql/unwatch.sql``), and one
 that dies leaves a row that expires and is deleted by the next registration.
 
 A change can slip between the trigger's look-up and the registration (a
@@ -68,8 +68,8 @@ class WatchState:
         now = time.monotonic()
         if now - self._registered_at >= REFRESH_SECONDS:
             self._registered_at = now
-            return "watch_job"
-        return "get_job"
+            return "watch"
+        return "get_by_id"
 
     def changed(self, row: Any) -> ImportJob | None:
         """Return the job read, when it differs from the last one returned.

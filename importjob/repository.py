@@ -2,9 +2,9 @@
 
 `ImportJobRepository` works over a `psycopg.Connection`, its twin
 `AsyncImportJobRepository` over a `psycopg.AsyncConnection`. Both run the
-same statements from ``sql/``, with the same checks: `_Statements` builds
-every call's parameters and reads every result, the two classes only
-execute.
+same statements from ``sql/``, with the same checks: `_RepositoryCore`
+builds every call's parameters and reads every result, the two classes
+only execute.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from datetime import timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -23,9 +31,9 @@ import psycopg
 from psycopg import sql
 
 from importjob import _validate
-from importjob._errors import translate, translate_errors
-from importjob._identity import worker_id as current_worker_id
+from importjob._errors import translate_errors
 from importjob._queries import query
+from importjob._retry import Backoff, lost_connection
 from importjob._watch import WatchState, usable, wait_for_notify, wait_for_notify_async
 from importjob.exceptions import (
     DataImportError,
@@ -40,9 +48,9 @@ from importjob.models import ImportJob, ImportJobStatus, job_from_values
 __all__ = ["DEFAULT_MAX_ERRORS", "AsyncImportJobRepository", "ImportJobRepository"]
 
 DEFAULT_MAX_ERRORS = 1000
-# A watcher whose connection is cut retries this often, waiting 0.1 s, then
-# twice as long each time (at most 2 s): about 15 s in all.
-WATCH_RECONNECT_ATTEMPTS = 10
+# A watcher whose connection is cut reconnects after 0.1 s, then twice as
+# long each time (at most 2 s), 10 times: about 15 s in all.
+WATCH_RETRY = Backoff(attempts=10)
 
 _Params = dict[str, Any]
 _T = TypeVar("_T")
@@ -59,17 +67,50 @@ def _values(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _previous_and_job(values: Sequence[Any]) -> _Previous:
-    # update_status and start_job: a status the job had, then the job (all NULL if unchanged).
+    # update_status and start: a status the job had, then the job (all NULL if unchanged).
     return values[0], None if values[1] is None else job_from_values(values[1:])
 
 
 ErrorEntry = Mapping[str, Any] | DataImportError
 
 
-class _Statements:
-    """The parameters and results of every statement, shared by both repositories."""
+def _reopen_params(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> _Params:
+    """Return what it takes to open another connection to ``conn``'s database.
 
-    _reopen: dict[str, Any]  # set by each repository from its connection
+    Read when the repository is made, while the connection can still tell.
+    """
+    try:
+        info = conn.info
+        params: _Params = {"conninfo": info.dsn}
+        if info.password:
+            params["password"] = info.password
+    except psycopg.Error:  # closed already: every call will say so
+        return {"conninfo": ""}
+    return params
+
+
+def _watcher_params(reopen: _Params) -> _Params:
+    # The watcher's own connection, to the same database as the caller's.
+    return {**reopen, "autocommit": True, "application_name": "importjob watch"}
+
+
+def _watch_retry_wait(attempt: int, exc: Exception) -> float:
+    """Return how long a watcher waits before reconnecting; raise when it must not."""
+    wait = WATCH_RETRY.wait(attempt, exc)
+    if wait is None:
+        raise ImportJobDatabaseError(
+            f"the watcher lost its connection and could not reconnect: {lost_connection(exc)}"
+        ) from lost_connection(exc)
+    return wait
+
+
+class _RepositoryCore:
+    """The parameters and results of every call, without I/O: shared by both repositories.
+
+    Each ``_*_params`` checks its input first (`InvalidFieldError`, nothing
+    sent); each ``_*_result`` turns a statement's row into the call's
+    result or exception. The twins only execute.
+    """
 
     def __init__(self, *, max_errors: int = DEFAULT_MAX_ERRORS) -> None:
         self._max_errors = _validate.count("max_errors", max_errors)
@@ -143,7 +184,7 @@ class _Statements:
         worker_id: object = None,
         batch_id: object = None,
     ) -> _Params:
-        batch_key, batch_seq = _validate.batch_id(batch_id)
+        batch_key, batch_number = _validate.batch_id(batch_id)
         return {
             "id": _validate.job_id(job_id),
             "processed": _validate.count("processed", processed),
@@ -154,7 +195,7 @@ class _Statements:
             "max_errors": self._max_errors,
             "worker_id": None if worker_id is None else _validate.worker_id(worker_id),
             "batch_key": batch_key,
-            "batch_seq": batch_seq,
+            "batch_number": batch_number,
         }
 
     @staticmethod
@@ -166,11 +207,7 @@ class _Statements:
 
     @staticmethod
     def _worker_params(worker_id: object) -> _Params:
-        return {
-            "worker_id": _validate.worker_id(
-                current_worker_id() if worker_id is None else worker_id
-            )
-        }
+        return {"worker_id": _validate.worker_or_current(worker_id)}
 
     def _start_params(self, job_id: object, worker_id: object) -> _Params:
         return {"id": _validate.job_id(job_id), **self._worker_params(worker_id)}
@@ -195,51 +232,14 @@ class _Statements:
     def _recent_query(status: object, limit: object) -> tuple[str, _Params]:
         params: _Params = {"limit": _validate.positive("limit", limit)}
         if status is None:
-            return "list_jobs_newest", params
+            return "list_recent", params
         params["status"] = ImportJobStatus.parse(status).value
-        return "list_jobs_newest_by_status", params
+        return "list_recent_by_status", params
 
     @staticmethod
     def _listen(job_id: UUID) -> sql.Composed:
         channel = sql.Identifier(f"import_job_{job_id.hex}")
-        return sql.SQL(query("listen_job")).format(channel=channel)
-
-    @staticmethod
-    def _watch_timeout(timeout: object) -> float | None:
-        if timeout is None:
-            return None
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise InvalidFieldError("timeout", "must be None or seconds, 0 or more", timeout)
-        return float(timeout)
-
-    @staticmethod
-    def _conninfo(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> dict[str, Any]:
-        # What it takes to open another connection to the caller's database;
-        # read now, while the connection can still tell.
-        try:
-            info = conn.info
-            params: dict[str, Any] = {"conninfo": info.dsn}
-            if info.password:
-                params["password"] = info.password
-        except psycopg.Error:  # closed already: every call will say so
-            return {"conninfo": ""}
-        return params
-
-    def _watch_conninfo(self) -> dict[str, Any]:
-        # The watcher's own connection, to the same database as the caller's.
-        return {**self._reopen, "autocommit": True, "application_name": "importjob watch"}
-
-    @staticmethod
-    def _reconnect_delay(attempt: int, exc: Exception) -> float:
-        # Only a lost connection is retried; anything else goes to the caller.
-        cut = exc if isinstance(exc, psycopg.OperationalError) else exc.__cause__
-        if not isinstance(cut, psycopg.OperationalError):
-            raise exc
-        if attempt >= WATCH_RECONNECT_ATTEMPTS:
-            raise ImportJobDatabaseError(
-                f"the watcher lost its connection and could not reconnect: {cut}"
-            ) from cut
-        return float(min(2.0, 0.1 * 2**attempt))
+        return sql.SQL(query("listen")).format(channel=channel)
 
     # Results.
 
@@ -280,7 +280,7 @@ class _Statements:
             raise ImportJobNotFoundError(params["id"])
 
 
-class ImportJobRepository(_Statements):
+class ImportJobRepository(_RepositoryCore):
     """Create, read and change import jobs over one psycopg connection.
 
     Every method checks its arguments first (bad input raises
@@ -310,7 +310,7 @@ class ImportJobRepository(_Statements):
         # reading the result of another thread's statement.
         self._cursor: psycopg.Cursor[Any] | None = None
         self._lock = threading.Lock()
-        self._reopen = self._conninfo(conn)
+        self._reopen = _reopen_params(conn)
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
@@ -326,10 +326,8 @@ class ImportJobRepository(_Statements):
         cannot be reached.
         """
         with self._lock:
-            try:
+            with translate_errors({}):
                 conn = psycopg.connect(**self._reopen, autocommit=self._conn.autocommit)
-            except psycopg.Error as exc:
-                raise translate(exc, {}) from exc
             self._conn.close()
             self._conn, self._cursor = conn, None
 
@@ -339,16 +337,16 @@ class ImportJobRepository(_Statements):
         The job must be PENDING and not started. Raises
         `ImportJobExistsError` when a job with its id exists already.
         """
-        [job] = self._all("create_job", self._create_params(job), job_from_values)
+        [job] = self._all("create", self._create_params(job), job_from_values)
         return job
 
     def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None when there is none."""
-        return self._one("get_job", self._id_params(job_id), job_from_values)
+        return self._one("get_by_id", self._id_params(job_id), job_from_values)
 
     def list_by_status(self, status: ImportJobStatus | str, limit: int = 100) -> list[ImportJob]:
         """Return at most ``limit`` jobs in ``status``, oldest first."""
-        return self._all("list_jobs_by_status", self._list_params(status, limit), job_from_values)
+        return self._all("list_by_status", self._list_params(status, limit), job_from_values)
 
     def list_recent(
         self, status: ImportJobStatus | str | None = None, limit: int = 50
@@ -372,11 +370,12 @@ class ImportJobRepository(_Statements):
         job does not exist (or is deleted) and `TimeoutError` when
         ``timeout`` seconds pass without a change.
         """
-        state = WatchState(self._id_params(job_id)["id"], self._watch_timeout(timeout))
+        state = WatchState(_validate.job_id(job_id), _validate.optional_seconds("timeout", timeout))
+        watcher = _watcher_params(self._reopen)
         attempt = 0
         while True:
             try:
-                with psycopg.connect(**self._watch_conninfo()) as conn:
+                with psycopg.connect(**watcher) as conn:
                     conn.execute(self._listen(state.job_id))
                     state.connected()
                     attempt = 0
@@ -391,13 +390,13 @@ class ImportJobRepository(_Statements):
                     finally:
                         self._unwatch(conn, state)
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
-                time.sleep(self._reconnect_delay(attempt, exc))
+                time.sleep(_watch_retry_wait(attempt, exc))
                 attempt += 1
 
     @staticmethod
     def _read(conn: psycopg.Connection[Any], state: WatchState) -> Any:
-        with translate_errors(state.params), conn.cursor() as cur:
-            cur.execute(query(state.statement()), state.params)
+        with translate_errors(state.params):
+            cur = conn.execute(query(state.statement()), state.params)
             return cur.fetchone()
 
     @staticmethod
@@ -405,7 +404,7 @@ class ImportJobRepository(_Statements):
         # Best effort: a registration left behind expires by itself.
         if usable(conn):
             with contextlib.suppress(psycopg.Error):
-                conn.execute(query("unwatch_job"), state.params)
+                conn.execute(query("unwatch"), state.params)
 
     def update_progress(
         self,
@@ -470,9 +469,7 @@ class ImportJobRepository(_Statements):
 
         Only a processing job records it.
         """
-        params = self._advance_params(
-            job_id, worker_id=current_worker_id() if worker_id is None else worker_id
-        )
+        params = self._advance_params(job_id, worker_id=_validate.worker_or_current(worker_id))
         return self._advance_result(params, self._one("advance", params, _values))
 
     def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
@@ -527,7 +524,7 @@ class ImportJobRepository(_Statements):
         `InvalidStatusTransitionError` when it ended otherwise.
         """
         params = self._start_params(job_id, worker_id)
-        return self._start_result(params, self._one("start_job", params, _previous_and_job))
+        return self._start_result(params, self._one("start", params, _previous_and_job))
 
     def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
         """End the PROCESSING jobs whose last heartbeat is older than ``older_than``.
@@ -553,46 +550,34 @@ class ImportJobRepository(_Statements):
             if deleted < params["batch_size"]:
                 return purged
 
-    # Every statement goes through these three, and so through translate().
+    # Every statement runs through _run: under the lock, on the one cursor,
+    # its driver errors translated.
+
+    @contextlib.contextmanager
+    def _run(self, name: str, params: _Params) -> Iterator[psycopg.Cursor[Any]]:
+        with self._lock:  # noqa: SIM117 - nested as in the async twin, which must
+            with translate_errors(params):
+                if self._cursor is None:
+                    self._cursor = self._conn.cursor()
+                self._cursor.execute(query(name), params)
+                yield self._cursor
 
     def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
-        with self._lock:
-            cur = self._cursor or self._new_cursor()
-            try:
-                cur.execute(query(name), params)
-                row = cur.fetchone()
-            except psycopg.Error as exc:
-                raise translate(exc, params) from exc
+        with self._run(name, params) as cur:
+            row = cur.fetchone()
         return None if row is None else build(row)
 
     def _all(self, name: str, params: _Params, build: Callable[[Any], _T]) -> list[_T]:
-        with self._lock:
-            cur = self._cursor or self._new_cursor()
-            try:
-                cur.execute(query(name), params)
-                rows = cur.fetchall()
-            except psycopg.Error as exc:
-                raise translate(exc, params) from exc
+        with self._run(name, params) as cur:
+            rows = cur.fetchall()
         return [build(row) for row in rows]
 
     def _count(self, name: str, params: _Params) -> int:
-        with self._lock:
-            cur = self._cursor or self._new_cursor()
-            try:
-                cur.execute(query(name), params)
-            except psycopg.Error as exc:
-                raise translate(exc, params) from exc
+        with self._run(name, params) as cur:
             return cur.rowcount
 
-    def _new_cursor(self) -> psycopg.Cursor[Any]:
-        try:
-            self._cursor = self._conn.cursor()
-        except psycopg.Error as exc:
-            raise translate(exc, {}) from exc
-        return self._cursor
 
-
-class AsyncImportJobRepository(_Statements):
+class AsyncImportJobRepository(_RepositoryCore):
     """The asyncio twin of `ImportJobRepository`, over a `psycopg.AsyncConnection`.
 
     Every method of the sync repository, as a coroutine, running the same
@@ -608,7 +593,7 @@ class AsyncImportJobRepository(_Statements):
         # tracker's heartbeat task from reading another task's result.
         self._cursor: psycopg.AsyncCursor[Any] | None = None
         self._lock = asyncio.Lock()
-        self._reopen = self._conninfo(conn)
+        self._reopen = _reopen_params(conn)
 
     @property
     def connection(self) -> psycopg.AsyncConnection[Any]:
@@ -618,31 +603,27 @@ class AsyncImportJobRepository(_Statements):
     async def reconnect(self) -> None:
         """Open a new connection to the same database; see `ImportJobRepository.reconnect`."""
         async with self._lock:
-            try:
+            with translate_errors({}):
                 conn = await psycopg.AsyncConnection.connect(
                     **self._reopen, autocommit=self._conn.autocommit
                 )
-            except psycopg.Error as exc:
-                raise translate(exc, {}) from exc
             await self._conn.close()
             self._conn, self._cursor = conn, None
 
     async def create(self, job: ImportJob) -> ImportJob:
         """Store a new job; see `ImportJobRepository.create`."""
-        [job] = await self._all("create_job", self._create_params(job), job_from_values)
+        [job] = await self._all("create", self._create_params(job), job_from_values)
         return job
 
     async def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
-        return await self._one("get_job", self._id_params(job_id), job_from_values)
+        return await self._one("get_by_id", self._id_params(job_id), job_from_values)
 
     async def list_by_status(
         self, status: ImportJobStatus | str, limit: int = 100
     ) -> list[ImportJob]:
         """Return the oldest jobs in ``status``; see `ImportJobRepository.list_by_status`."""
-        return await self._all(
-            "list_jobs_by_status", self._list_params(status, limit), job_from_values
-        )
+        return await self._all("list_by_status", self._list_params(status, limit), job_from_values)
 
     async def list_recent(
         self, status: ImportJobStatus | str | None = None, limit: int = 50
@@ -655,11 +636,12 @@ class AsyncImportJobRepository(_Statements):
         self, job_id: UUID | str, timeout: float | None = None
     ) -> AsyncGenerator[ImportJob, None]:
         """Yield the job each time it changes, until it ends; see `ImportJobRepository.watch`."""
-        state = WatchState(self._id_params(job_id)["id"], self._watch_timeout(timeout))
+        state = WatchState(_validate.job_id(job_id), _validate.optional_seconds("timeout", timeout))
+        watcher = _watcher_params(self._reopen)
         attempt = 0
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(**self._watch_conninfo()) as conn:
+                async with await psycopg.AsyncConnection.connect(**watcher) as conn:
                     await conn.execute(self._listen(state.job_id))
                     state.connected()
                     attempt = 0
@@ -674,22 +656,21 @@ class AsyncImportJobRepository(_Statements):
                     finally:
                         await self._unwatch(conn, state)
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
-                await asyncio.sleep(self._reconnect_delay(attempt, exc))
+                await asyncio.sleep(_watch_retry_wait(attempt, exc))
                 attempt += 1
 
     @staticmethod
     async def _read(conn: psycopg.AsyncConnection[Any], state: WatchState) -> Any:
         with translate_errors(state.params):
-            async with conn.cursor() as cur:
-                await cur.execute(query(state.statement()), state.params)
-                return await cur.fetchone()
+            cur = await conn.execute(query(state.statement()), state.params)
+            return await cur.fetchone()
 
     @staticmethod
     async def _unwatch(conn: psycopg.AsyncConnection[Any], state: WatchState) -> None:
         # Best effort: a registration left behind expires by itself.
         if usable(conn):
             with contextlib.suppress(psycopg.Error):
-                await conn.execute(query("unwatch_job"), state.params)
+                await conn.execute(query("unwatch"), state.params)
 
     async def update_progress(
         self,
@@ -731,9 +712,7 @@ class AsyncImportJobRepository(_Statements):
 
     async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""
-        params = self._advance_params(
-            job_id, worker_id=current_worker_id() if worker_id is None else worker_id
-        )
+        params = self._advance_params(job_id, worker_id=_validate.worker_or_current(worker_id))
         return self._advance_result(params, await self._one("advance", params, _values))
 
     async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
@@ -764,7 +743,7 @@ class AsyncImportJobRepository(_Statements):
     async def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:
         """Make a worker the job's worker; see `ImportJobRepository.start`."""
         params = self._start_params(job_id, worker_id)
-        return self._start_result(params, await self._one("start_job", params, _previous_and_job))
+        return self._start_result(params, await self._one("start", params, _previous_and_job))
 
     async def rescue_stale(self, older_than: timedelta, requeue: bool = False) -> list[ImportJob]:
         """End the jobs of lost workers; see `ImportJobRepository.rescue_stale`."""
@@ -782,38 +761,25 @@ class AsyncImportJobRepository(_Statements):
             if deleted < params["batch_size"]:
                 return purged
 
-    async def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
+    @contextlib.asynccontextmanager
+    async def _run(self, name: str, params: _Params) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
         async with self._lock:
-            cur = self._cursor or self._new_cursor()
-            try:
-                await cur.execute(query(name), params)
-                row = await cur.fetchone()
-            except psycopg.Error as exc:
-                raise translate(exc, params) from exc
+            with translate_errors(params):
+                if self._cursor is None:
+                    self._cursor = self._conn.cursor()
+                await self._cursor.execute(query(name), params)
+                yield self._cursor
+
+    async def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
+        async with self._run(name, params) as cur:
+            row = await cur.fetchone()
         return None if row is None else build(row)
 
     async def _all(self, name: str, params: _Params, build: Callable[[Any], _T]) -> list[_T]:
-        async with self._lock:
-            cur = self._cursor or self._new_cursor()
-            try:
-                await cur.execute(query(name), params)
-                rows = await cur.fetchall()
-            except psycopg.Error as exc:
-                raise translate(exc, params) from exc
+        async with self._run(name, params) as cur:
+            rows = await cur.fetchall()
         return [build(row) for row in rows]
 
     async def _count(self, name: str, params: _Params) -> int:
-        async with self._lock:
-            cur = self._cursor or self._new_cursor()
-            try:
-                await cur.execute(query(name), params)
-            except psycopg.Error as exc:
-                raise translate(exc, params) from exc
+        async with self._run(name, params) as cur:
             return cur.rowcount
-
-    def _new_cursor(self) -> psycopg.AsyncCursor[Any]:
-        try:
-            self._cursor = self._conn.cursor()
-        except psycopg.Error as exc:
-            raise translate(exc, {}) from exc
-        return self._cursor

@@ -39,13 +39,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-import psycopg
-
 from importjob import _validate
-from importjob._identity import worker_id as current_worker_id
+from importjob._retry import Backoff, lost_connection
 from importjob.exceptions import (
     DataImportError,
     ImportJobCancelledError,
@@ -64,37 +62,43 @@ _T = TypeVar("_T")
 DEFAULT_HEARTBEAT_SECONDS = 10.0
 # A flush that loses its connection is retried after 0.1 s, then twice as
 # long each time up to 2 s, 6 times: about 5 s for the database to come back.
-DEFAULT_RETRY_ATTEMPTS = 6
-DEFAULT_RETRY_DELAY = 0.1
-DEFAULT_RETRY_MAX_DELAY = 2.0
+DEFAULT_RETRY = Backoff(attempts=6, delay=0.1, max_delay=2.0)
 
 
-class _TrackerState:
-    """Counting, buffering and deciding when to flush: shared by both trackers."""
+_Repo = TypeVar("_Repo", ImportJobRepository, AsyncImportJobRepository)
+
+
+class _TrackerState(Generic[_Repo]):
+    """Counting, buffering and deciding when to flush: shared by both trackers.
+
+    Its ``__init__`` is the one place the tracker's options are declared,
+    with their defaults; `track` and `track_async` are the two trackers.
+    """
 
     def __init__(
         self,
-        repo: ImportJobRepository | AsyncImportJobRepository,
+        repo: _Repo,
         job_id: UUID | str,
+        every_rows: int = 1000,
+        every_seconds: float = 1.0,
         *,
-        every_rows: int,
-        every_seconds: float,
-        heartbeat_seconds: float,
-        worker_id: str | None,
-        retry_attempts: int,
-        retry_delay: float,
-        retry_max_delay: float,
+        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
+        worker_id: str | None = None,
+        retry_attempts: int = DEFAULT_RETRY.attempts,
+        retry_delay: float = DEFAULT_RETRY.delay,
+        retry_max_delay: float = DEFAULT_RETRY.max_delay,
     ) -> None:
+        self._repo: _Repo = repo
         self.job_id = _validate.job_id(job_id)
-        self._retry_attempts = _validate.count("retry_attempts", retry_attempts)
-        self._retry_delay = _seconds("retry_delay", retry_delay)
-        self._retry_max_delay = _seconds("retry_max_delay", retry_max_delay)
-        self.worker_id = _validate.worker_id(
-            current_worker_id() if worker_id is None else worker_id
+        self._retry = Backoff(
+            attempts=_validate.count("retry_attempts", retry_attempts),
+            delay=_validate.seconds("retry_delay", retry_delay),
+            max_delay=_validate.seconds("retry_max_delay", retry_max_delay),
         )
+        self.worker_id = _validate.worker_or_current(worker_id)
         self._every_rows = _validate.positive("every_rows", every_rows)
-        self._every_seconds = _seconds("every_seconds", every_seconds)
-        self._heartbeat_seconds = _seconds("heartbeat_seconds", heartbeat_seconds)
+        self._every_seconds = _validate.seconds("every_seconds", every_seconds)
+        self._heartbeat_seconds = _validate.seconds("heartbeat_seconds", heartbeat_seconds)
         if self._heartbeat_seconds == 0:
             raise InvalidFieldError("heartbeat_seconds", "must be more than 0", heartbeat_seconds)
         self._max_entries = repo.max_errors
@@ -207,19 +211,17 @@ class _TrackerState:
 
     def _retry_after(self, attempt: int, exc: DataImportError) -> float:
         """Return how long to wait before retrying, or raise when not to retry."""
-        lost = exc.__cause__ if isinstance(exc, ImportJobDatabaseError) else None
-        if not isinstance(lost, psycopg.OperationalError):
-            raise exc  # only a lost connection is worth another try
-        if attempt >= self._retry_attempts:
+        wait = self._retry.wait(attempt, exc)
+        if wait is None:
             entries = len(self._entries) + (
                 0 if self._pending is None else len(self._pending["entries"])
             )
             raise ImportJobDatabaseError(
                 f"import job {self.job_id}: the database stayed out of reach through "
                 f"{attempt} retries; {self.unflushed} rows and {entries} error "
-                f"entries were not flushed (all before them were): {lost}"
+                f"entries were not flushed (all before them were): {lost_connection(exc)}"
             ) from exc
-        return float(min(self._retry_max_delay, self._retry_delay * 2**attempt))
+        return wait
 
     def _failure(self, exc: BaseException) -> None:
         # The exception that ended the import: an entry, not a failed row.
@@ -227,12 +229,6 @@ class _TrackerState:
             self._keep(_entry(exc))
         else:
             self._keep({"type": type(exc).__name__, "message": str(exc)[:1000]})
-
-
-def _seconds(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
-        raise InvalidFieldError(field, "must be a number of seconds, 0 or more", value)
-    return float(value)
 
 
 def _entry(error: object) -> dict[str, Any]:
@@ -254,40 +250,19 @@ def _stopped(job_id: UUID, status: ImportJobStatus) -> ImportJobStoppedError:
     return ImportJobStoppedError(job_id, status)
 
 
-class Tracker(_TrackerState):
-    """Track one running import over an `ImportJobRepository`; made by `track`.
+class Tracker(_TrackerState[ImportJobRepository]):
+    """Track one running import over an `ImportJobRepository`; ``track(repo, job_id, ...)``.
 
     Use it as a context manager from one thread. Give it a connection of its
     own: the idle heartbeat runs on that connection from a background thread.
+
+    On entry a PENDING job becomes PROCESSING (a PROCESSING one, claimed
+    with `ImportJobRepository.claim_next`, stays so) with this worker
+    recorded; ``worker_id`` defaults to this process's identity.
     """
 
-    def __init__(
-        self,
-        repo: ImportJobRepository,
-        job_id: UUID | str,
-        *,
-        every_rows: int = 1000,
-        every_seconds: float = 1.0,
-        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
-        worker_id: str | None = None,
-        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
-        retry_delay: float = DEFAULT_RETRY_DELAY,
-        retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
-    ) -> None:
-        super().__init__(
-            repo,
-            job_id,
-            every_rows=every_rows,
-            every_seconds=every_seconds,
-            heartbeat_seconds=heartbeat_seconds,
-            worker_id=worker_id,
-            retry_attempts=retry_attempts,
-            retry_delay=retry_delay,
-            retry_max_delay=retry_max_delay,
-        )
-        self._repo = repo
-        self._stop = threading.Event()
-        self._beater: threading.Thread | None = None
+    _beater: threading.Thread | None = None
+    _stop: threading.Event
 
     def ok(self, n: int = 1) -> None:
         """Count ``n`` rows imported; flush when due.
@@ -333,10 +308,7 @@ class Tracker(_TrackerState):
 
     def __enter__(self) -> Tracker:
         self._repo.start(self.job_id, self.worker_id)
-        self._beater = threading.Thread(
-            target=self._beat, name=f"importjob-heartbeat-{self.job_id}", daemon=True
-        )
-        self._beater.start()
+        self._start_beating()
         return self
 
     def __exit__(
@@ -345,9 +317,7 @@ class Tracker(_TrackerState):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop.set()
-        if self._beater is not None:
-            self._beater.join()
+        self._stop_beating()
         if exc is None:
             self.flush()
             try:
@@ -363,6 +333,20 @@ class Tracker(_TrackerState):
                 # The import's own exception goes on; say why the job may not show it.
                 exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
 
+    # The idle heartbeat: a thread here, a task in the asyncio twin.
+
+    def _start_beating(self) -> None:
+        self._stop = threading.Event()
+        self._beater = threading.Thread(
+            target=self._beat, name=f"importjob-heartbeat-{self.job_id}", daemon=True
+        )
+        self._beater.start()
+
+    def _stop_beating(self) -> None:
+        self._stop.set()
+        if self._beater is not None:
+            self._beater.join()
+
     def _beat(self) -> None:
         while not self._stop.wait(self._heartbeat_seconds / 4):
             if self._heartbeat_due():
@@ -370,39 +354,14 @@ class Tracker(_TrackerState):
                     self._heard(self._repo.heartbeat(self.job_id, self.worker_id))
 
 
-class AsyncTracker(_TrackerState):
-    """The asyncio twin of `Tracker`, over an `AsyncImportJobRepository`; made by `track_async`.
+class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
+    """The asyncio twin of `Tracker`; ``track_async(repo, job_id, ...)``.
 
     ``ok``, ``failed`` and ``flush`` are coroutines; the idle heartbeat is a
     task on the running loop.
     """
 
-    def __init__(
-        self,
-        repo: AsyncImportJobRepository,
-        job_id: UUID | str,
-        *,
-        every_rows: int = 1000,
-        every_seconds: float = 1.0,
-        heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
-        worker_id: str | None = None,
-        retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
-        retry_delay: float = DEFAULT_RETRY_DELAY,
-        retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
-    ) -> None:
-        super().__init__(
-            repo,
-            job_id,
-            every_rows=every_rows,
-            every_seconds=every_seconds,
-            heartbeat_seconds=heartbeat_seconds,
-            worker_id=worker_id,
-            retry_attempts=retry_attempts,
-            retry_delay=retry_delay,
-            retry_max_delay=retry_max_delay,
-        )
-        self._repo = repo
-        self._beater: asyncio.Task[None] | None = None
+    _beater: asyncio.Task[None] | None = None
 
     async def ok(self, n: int = 1) -> None:
         """Count ``n`` rows imported; flush when due. See `Tracker.ok`."""
@@ -434,7 +393,7 @@ class AsyncTracker(_TrackerState):
 
     async def __aenter__(self) -> AsyncTracker:
         await self._repo.start(self.job_id, self.worker_id)
-        self._beater = asyncio.create_task(self._beat(), name=f"importjob-heartbeat-{self.job_id}")
+        self._start_beating()
         return self
 
     async def __aexit__(
@@ -443,10 +402,7 @@ class AsyncTracker(_TrackerState):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._beater is not None:
-            self._beater.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beater
+        await self._stop_beating()
         if exc is None:
             await self.flush()
             try:
@@ -465,6 +421,15 @@ class AsyncTracker(_TrackerState):
             except DataImportError as cleanup:
                 exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
 
+    def _start_beating(self) -> None:
+        self._beater = asyncio.create_task(self._beat(), name=f"importjob-heartbeat-{self.job_id}")
+
+    async def _stop_beating(self) -> None:
+        if self._beater is not None:
+            self._beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beater
+
     async def _beat(self) -> None:
         while True:
             await asyncio.sleep(self._heartbeat_seconds / 4)
@@ -473,58 +438,6 @@ class AsyncTracker(_TrackerState):
                     self._heard(await self._repo.heartbeat(self.job_id, self.worker_id))
 
 
-def track(
-    repo: ImportJobRepository,
-    job_id: UUID | str,
-    every_rows: int = 1000,
-    every_seconds: float = 1.0,
-    *,
-    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
-    worker_id: str | None = None,
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
-    retry_delay: float = DEFAULT_RETRY_DELAY,
-    retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
-) -> Tracker:
-    """Return a `Tracker` for the job, to use as a context manager around the import.
-
-    On entry a PENDING job becomes PROCESSING (a PROCESSING one, claimed with
-    `ImportJobRepository.claim_next`, stays so) with this worker recorded.
-    ``worker_id`` defaults to this process's identity.
-    """
-    return Tracker(
-        repo,
-        job_id,
-        every_rows=every_rows,
-        every_seconds=every_seconds,
-        heartbeat_seconds=heartbeat_seconds,
-        worker_id=worker_id,
-        retry_attempts=retry_attempts,
-        retry_delay=retry_delay,
-        retry_max_delay=retry_max_delay,
-    )
-
-
-def track_async(
-    repo: AsyncImportJobRepository,
-    job_id: UUID | str,
-    every_rows: int = 1000,
-    every_seconds: float = 1.0,
-    *,
-    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS,
-    worker_id: str | None = None,
-    retry_attempts: int = DEFAULT_RETRY_ATTEMPTS,
-    retry_delay: float = DEFAULT_RETRY_DELAY,
-    retry_max_delay: float = DEFAULT_RETRY_MAX_DELAY,
-) -> AsyncTracker:
-    """Return an `AsyncTracker` for the job, to use as an async context manager."""
-    return AsyncTracker(
-        repo,
-        job_id,
-        every_rows=every_rows,
-        every_seconds=every_seconds,
-        heartbeat_seconds=heartbeat_seconds,
-        worker_id=worker_id,
-        retry_attempts=retry_attempts,
-        retry_delay=retry_delay,
-        retry_max_delay=retry_max_delay,
-    )
+# The names the README uses: a tracker is made by calling its class.
+track = Tracker
+track_async = AsyncTracker

@@ -34,12 +34,12 @@ WITH applied AS (
                             THEN %(worker_id)s::text ELSE worker_id END,
            applied_batches = CASE WHEN %(batch_key)s::text IS NULL THEN applied_batches
                                   ELSE jsonb_set(applied_batches, ARRAY[%(batch_key)s::text],
-                                                 to_jsonb(%(batch_seq)s::bigint)) END,
+                                                 to_jsonb(%(batch_number)s::bigint)) END,
            updated_at = now()
      WHERE id = %(id)s::uuid
        AND (%(batch_key)s::text IS NULL
             OR coalesce((applied_batches ->> %(batch_key)s::text)::bigint, 0)
-               < %(batch_seq)s::bigint)
+               < %(batch_number)s::bigint)
     RETURNING status)
 SELECT status FROM applied
 UNION ALL

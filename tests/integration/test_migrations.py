@@ -96,7 +96,7 @@ def test_list_by_status_uses_the_status_index(conn: psycopg.Connection[Any]) -> 
     conn.execute("SET enable_seqscan = off")
     conn.execute("SET enable_bitmapscan = off")
     plan = conn.execute(
-        b"EXPLAIN " + query("list_jobs_by_status").encode(), {"status": "pending", "limit": 50}
+        b"EXPLAIN " + query("list_by_status").encode(), {"status": "pending", "limit": 50}
     ).fetchall()
     text = "\n".join(line for (line,) in plan)
     assert "ix_import_job_status" in text

@@ -146,7 +146,7 @@ def test_only_a_watched_job_notifies(
 
     # Registered (as watch registers): every statement that changes it notifies.
     listener.execute(
-        query("watch_job"), {"id": job.id, "watcher": uuid.uuid4(), "ttl": timedelta(minutes=1)}
+        query("watch"), {"id": job.id, "watcher": uuid.uuid4(), "ttl": timedelta(minutes=1)}
     )
     with conn.transaction():
         repo.advance(job.id, processed=1)

@@ -87,7 +87,7 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
     # Rows are read by position (importjob.models.job_from_values), not by name.
     job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
     params: dict[str, dict[str, Any]] = {
-        "create_job": {
+        "create": {
             **dict.fromkeys(("total_rows", "processed_rows", "success_count", "error_count"), 0),
             "id": uuid.uuid4(),
             "status": "pending",
@@ -96,10 +96,10 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
             "errors": "[]",
             "created_at": None,
         },
-        "get_job": {"id": job.id},
-        "list_jobs_by_status": {"status": "pending", "limit": 1},
-        "list_jobs_newest": {"limit": 1},
-        "list_jobs_newest_by_status": {"status": "pending", "limit": 1},
+        "get_by_id": {"id": job.id},
+        "list_by_status": {"status": "pending", "limit": 1},
+        "list_recent": {"limit": 1},
+        "list_recent_by_status": {"status": "pending", "limit": 1},
         "claim_next": {"worker_id": "w"},
         "rescue_stale": {"older_than": timedelta(0), "requeue": False, "max_errors": 1},
     }
@@ -109,7 +109,7 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
             cur.execute(query(name), values)
             assert cur.description is not None
             assert tuple(column.name for column in cur.description) == COLUMNS, name
-    for name in ("update_status", "start_job"):
+    for name in ("update_status", "start"):
         text = query(name)
         with conn.transaction(force_rollback=True), conn.cursor() as cur:
             changes: dict[str, object] = {

@@ -33,7 +33,7 @@ def test_each_sql_file_is_one_parameterized_statement(path: Path) -> None:
     assert re.sub(PARAMETER, "", body).count("%") == body.count("%%") * 2
     # Identifiers only through psycopg.sql.Identifier, in the one file that needs one.
     placeholders = re.findall(r"\{(\w+)\}", body)
-    assert placeholders == (["channel"] if name == "listen_job" else [])
+    assert placeholders == (["channel"] if name == "listen" else [])
     assert queries()[name] == text
 
 

@@ -1,4 +1,4 @@
--- create_job: insert a new pending job.
+-- create: insert a new pending job.
 -- Returns the stored job; created_at defaults to the database's clock.
 INSERT INTO import_job (
     id, status, source_type, filename, total_rows, processed_rows,

@@ -1,4 +1,4 @@
--- list_jobs_by_status: the oldest jobs in one status, oldest first.
+-- list_by_status: the oldest jobs in one status, oldest first.
 -- Served by ix_import_job_status (status, created_at, id); id breaks ties.
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, errors, started_at, completed_at, created_at, updated_at,

@@ -1,4 +1,4 @@
--- unwatch_job: delete one watcher's registration of a job (watch_job), so
+-- unwatch: delete one watcher's registration of a job (watch), so
 -- that the job's changes stop notifying for it.
 -- Returns no row.
 DELETE FROM import_job_watch

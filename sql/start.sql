@@ -1,4 +1,4 @@
--- start_job: a worker takes one job: a pending job becomes processing (and
+-- start: a worker takes one job: a pending job becomes processing (and
 -- gets started_at); a processing job stays so and changes hands. Either way
 -- the worker and its heartbeat are recorded.
 -- Returns no row when no job has this id; otherwise one row with the status

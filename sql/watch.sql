@@ -1,4 +1,4 @@
--- watch_job: register one watcher of a job, or refresh its registration, so
+-- watch: register one watcher of a job, or refresh its registration, so
 -- that the job's changes notify (migration 0007) until expires_at; delete
 -- the registrations of other watchers that expired (watchers that died);
 -- and read the job.

@@ -1,4 +1,4 @@
--- get_job: read one job by id.
+-- get_by_id: read one job by id.
 -- Returns the job, or no row when no job has this id.
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, errors, started_at, completed_at, created_at, updated_at,

@@ -1,4 +1,4 @@
--- list_jobs_newest_by_status: the newest jobs in one status, newest first.
+-- list_recent_by_status: the newest jobs in one status, newest first.
 -- Served backwards by ix_import_job_status (status, created_at, id).
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, errors, started_at, completed_at, created_at, updated_at,
