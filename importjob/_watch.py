@@ -1,16 +1,16 @@
 """Follow one job's changes: what both repositories' ``watch`` share.
 
-A watcher LISTENs on the job's channel and registers the job in
-``import_job_watch`` (``sql/watch.sql``): only a registered job's
-changes notify (migration 0007), so a job nobody watches costs its writers
-nothing. The registration expires unless refreshed; the watcher refreshes it
-while it listens and deletes it when done (``sql/unwatch.sql``), and one
-that dies leaves a row that expires and is deleted by the next registration.
+A watcher LISTENs on the job's channel and marks the job watched for the
+next `REGISTRATION_TTL` (``sql/watch.sql``): only a marked job's changes
+notify (migration 0007), so a job nobody watches costs its writers nothing.
+The watcher moves the mark on every `REFRESH_SECONDS` while it listens; one
+that dies (or stops) leaves a mark that lapses by itself.
 
-A change can slip between the trigger's look-up and the registration (a
-writer whose trigger ran just before it, committing just after the read
-that follows it), so the watcher also reads the job at least every
-`FALLBACK_SECONDS` without a notification.
+The mark is set by an UPDATE that locks the row, so it waits for a writer
+that changed the job before it and reads that change, and every later
+writer sees it. The watcher also reads the job at least every
+`FALLBACK_SECONDS` without a notification, for a change that notifies
+nobody (a session whose triggers do not fire, a lost notification).
 
 `WatchState` decides what to read and how long to wait, without I/O; the
 repositories run the statements and wait on their connections.
@@ -29,10 +29,10 @@ import psycopg
 from importjob.exceptions import ImportJobNotFoundError
 from importjob.models import ImportJob, job_from_values
 
-# A registration lives this long unless refreshed: how long a watcher that
-# died (SIGKILL) goes on costing its job's writers a notification.
+# A mark lasts this long unless moved on: how long a watcher that died
+# (SIGKILL) or stopped goes on costing its job's writers a notification.
 REGISTRATION_TTL = timedelta(seconds=30)
-# A live watcher refreshes its registration this often, well within the TTL.
+# A live watcher moves its mark on this often, well within the TTL.
 REFRESH_SECONDS = 10.0
 # The longest wait for a notification before the job is read anyway.
 FALLBACK_SECONDS = 5.0
@@ -42,12 +42,7 @@ class WatchState:
     """What one ``watch`` call knows between reads."""
 
     def __init__(self, job_id: uuid.UUID, timeout: float | None) -> None:
-        # One watcher id per call: two watchers of a job have a row each.
-        self.params: dict[str, Any] = {
-            "id": job_id,
-            "watcher": uuid.uuid4(),
-            "ttl": REGISTRATION_TTL,
-        }
+        self.params: dict[str, Any] = {"id": job_id, "ttl": REGISTRATION_TTL}
         self._timeout = timeout
         self._last: ImportJob | None = None
         self._registered_at = -math.inf
@@ -60,11 +55,11 @@ class WatchState:
         return job_id
 
     def connected(self) -> None:
-        """Register again on the next read: a new connection, maybe after the old one expired."""
+        """Mark the job again on the next read: a new connection, maybe after the mark lapsed."""
         self._registered_at = -math.inf
 
     def statement(self) -> str:
-        """Name the statement of the next read: one that registers too, when that is due."""
+        """Name the statement of the next read: one that marks the job too, when that is due."""
         now = time.monotonic()
         if now - self._registered_at >= REFRESH_SECONDS:
             self._registered_at = now
@@ -99,11 +94,6 @@ class WatchState:
                 raise TimeoutError(f"import job {self.job_id} did not change in {self._timeout} s")
             wait = min(wait, left)
         return wait
-
-
-def usable(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
-    """Return whether a watcher's connection can still take its unregistration."""
-    return not (conn.closed or conn.broken)
 
 
 def wait_for_notify(conn: psycopg.Connection[Any], timeout: float) -> None:

@@ -34,7 +34,7 @@ from importjob import _validate
 from importjob._errors import translate_errors
 from importjob._queries import query
 from importjob._retry import Backoff, lost_connection
-from importjob._watch import WatchState, usable, wait_for_notify, wait_for_notify_async
+from importjob._watch import WatchState, wait_for_notify, wait_for_notify_async
 from importjob.exceptions import (
     DataImportError,
     ImportJobCancelledError,
@@ -361,11 +361,12 @@ class ImportJobRepository(_RepositoryCore):
         """Yield a snapshot of the job now and each time it changes, until it ends.
 
         Rides on LISTEN/NOTIFY over a connection of its own, opened with the
-        repository connection's parameters. The job is registered as watched
-        while the iterator runs (only watched jobs notify, migration 0007),
-        and read at least every 5 s besides, so no change is missed. A burst
-        of changes yields one snapshot. When the connection is cut, it
-        reconnects, re-reads and goes on (giving up after about 15 s with
+        repository connection's parameters. The job is marked watched while
+        the iterator runs (only watched jobs notify, migration 0007), and
+        read at least every 5 s besides, so no change is missed; the mark
+        lapses within 30 s of the last watcher leaving. A burst of changes
+        yields one snapshot. When the connection is cut, it reconnects,
+        marks, re-reads and goes on (giving up after about 15 s with
         `ImportJobDatabaseError`). Raises `ImportJobNotFoundError` when the
         job does not exist (or is deleted) and `TimeoutError` when
         ``timeout`` seconds pass without a change.
@@ -379,16 +380,13 @@ class ImportJobRepository(_RepositoryCore):
                     conn.execute(self._listen(state.job_id))
                     state.connected()
                     attempt = 0
-                    try:
-                        while True:
-                            job = state.changed(self._read(conn, state))
-                            if job is not None:
-                                yield job
-                                if job.is_finished:
-                                    return
-                            wait_for_notify(conn, state.wait_seconds())
-                    finally:
-                        self._unwatch(conn, state)
+                    while True:
+                        job = state.changed(self._read(conn, state))
+                        if job is not None:
+                            yield job
+                            if job.is_finished:
+                                return
+                        wait_for_notify(conn, state.wait_seconds())
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
                 time.sleep(_watch_retry_wait(attempt, exc))
                 attempt += 1
@@ -398,13 +396,6 @@ class ImportJobRepository(_RepositoryCore):
         with translate_errors(state.params):
             cur = conn.execute(query(state.statement()), state.params)
             return cur.fetchone()
-
-    @staticmethod
-    def _unwatch(conn: psycopg.Connection[Any], state: WatchState) -> None:
-        # Best effort: a registration left behind expires by itself.
-        if usable(conn):
-            with contextlib.suppress(psycopg.Error):
-                conn.execute(query("unwatch"), state.params)
 
     def update_progress(
         self,
@@ -645,16 +636,13 @@ class AsyncImportJobRepository(_RepositoryCore):
                     await conn.execute(self._listen(state.job_id))
                     state.connected()
                     attempt = 0
-                    try:
-                        while True:
-                            job = state.changed(await self._read(conn, state))
-                            if job is not None:
-                                yield job
-                                if job.is_finished:
-                                    return
-                            await wait_for_notify_async(conn, state.wait_seconds())
-                    finally:
-                        await self._unwatch(conn, state)
+                    while True:
+                        job = state.changed(await self._read(conn, state))
+                        if job is not None:
+                            yield job
+                            if job.is_finished:
+                                return
+                        await wait_for_notify_async(conn, state.wait_seconds())
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
                 await asyncio.sleep(_watch_retry_wait(attempt, exc))
                 attempt += 1
@@ -664,13 +652,6 @@ class AsyncImportJobRepository(_RepositoryCore):
         with translate_errors(state.params):
             cur = await conn.execute(query(state.statement()), state.params)
             return await cur.fetchone()
-
-    @staticmethod
-    async def _unwatch(conn: psycopg.AsyncConnection[Any], state: WatchState) -> None:
-        # Best effort: a registration left behind expires by itself.
-        if usable(conn):
-            with contextlib.suppress(psycopg.Error):
-                await conn.execute(query("unwatch"), state.params)
 
     async def update_progress(
         self,

@@ -2,18 +2,10 @@
 -- 0004 made it.
 SET LOCAL lock_timeout = '2s';
 
-CREATE OR REPLACE TRIGGER import_job_notify
+DROP TRIGGER import_job_notify ON import_job;
+
+CREATE TRIGGER import_job_notify
     AFTER INSERT OR UPDATE OR DELETE ON import_job
     FOR EACH ROW EXECUTE FUNCTION import_job_notify();
 
-CREATE OR REPLACE FUNCTION import_job_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    job_id uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
-BEGIN
-    PERFORM pg_notify('import_job_' || replace(job_id::text, '-', ''), job_id::text);
-    RETURN NULL;
-END
-$$;
-
-DROP TABLE import_job_watch;
+ALTER TABLE import_job DROP COLUMN watched_until;

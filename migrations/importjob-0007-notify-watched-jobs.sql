@@ -4,45 +4,31 @@
 -- rare and writing constant, so the cost now follows the watching.
 -- depends: importjob-0006-applied-batches
 --
--- A watcher (repo.watch) registers its job here, refreshes the row while it
--- listens and deletes it when done; a watcher that dies leaves a row that
--- expires (expires_at) and is deleted by the next registration. The trigger
--- looks the job up through the primary key and notifies only when a live
--- registration exists. INSERT no longer fires it: no one can watch a job
--- that does not exist yet.
+-- A watcher (repo.watch) marks its job watched until a moment 30 s ahead
+-- (watched_until) and moves the mark on while it listens. The trigger's WHEN
+-- condition reads the mark on the row being changed, so a change to a job
+-- nobody watches queues no trigger event at all: no function call, no
+-- look-up, no NOTIFY. A watcher that dies leaves a mark that lapses, and
+-- nothing else behind. INSERT no longer fires the trigger: no one can watch
+-- a job that does not exist yet.
 
 SET LOCAL lock_timeout = '2s';
 
--- A new table: nothing else can see it before the commit.
+-- A nullable column without a default: metadata only, the lock held for an
+-- instant once granted.
 -- squawk-ignore require-statement-timeout
-CREATE TABLE import_job_watch (
-    job_id     uuid        NOT NULL,
-    watcher    uuid        NOT NULL,
-    expires_at timestamptz NOT NULL,
-    CONSTRAINT import_job_watch_pkey PRIMARY KEY (job_id, watcher)
-);
+ALTER TABLE import_job ADD COLUMN watched_until timestamptz;
 
+-- The trigger is dropped and made again in one transaction: no change
+-- between the two goes unseen. Catalog changes only.
 -- squawk-ignore require-statement-timeout
-COMMENT ON TABLE import_job_watch IS
-    'Jobs followed by a running repo.watch, one row per watcher (importjob).';
+DROP TRIGGER import_job_notify ON import_job;
 
--- Catalog changes only; the trigger's brief lock on import_job is bounded
--- by lock_timeout.
+-- OLD: the row as it was, marked by the watcher's registration, which
+-- locks the row and so orders itself before or after every writer.
 -- squawk-ignore require-statement-timeout
-CREATE OR REPLACE FUNCTION import_job_notify() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    changed uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
-BEGIN
-    IF EXISTS (SELECT FROM import_job_watch
-                WHERE job_id = changed AND expires_at > now()) THEN
-        PERFORM pg_notify('import_job_' || replace(changed::text, '-', ''), changed::text);
-    END IF;
-    RETURN NULL;
-END
-$$;
-
--- squawk-ignore require-statement-timeout
-CREATE OR REPLACE TRIGGER import_job_notify
+CREATE TRIGGER import_job_notify
     AFTER UPDATE OR DELETE ON import_job
-    FOR EACH ROW EXECUTE FUNCTION import_job_notify();
+    FOR EACH ROW
+    WHEN (OLD.watched_until > now())
+    EXECUTE FUNCTION import_job_notify();

@@ -61,7 +61,7 @@ def test_import_job_table_created(empty_db_url: str) -> None:
     assert _schema(empty_db_url)["tables"] == []
     assert apply_migrations(empty_db_url) == migration_ids()
     schema = _schema(empty_db_url)
-    assert schema["tables"] == ["import_job", "import_job_watch"]
+    assert schema["tables"] == ["import_job"]
     assert [column[0] for column in schema["columns"]] == [
         *(field.name for field in attrs.fields(ImportJob)),
         *BOOKKEEPING,
@@ -213,8 +213,12 @@ def _sql_type(annotation: Any) -> tuple[str, bool]:
 
 
 # Columns the model does not show: the trackers' bookkeeping (advance's
-# batch_id), with their type, nullability and default.
-BOOKKEEPING = {"applied_batches": ["jsonb", "NO", "'{}'::jsonb"]}
+# batch_id) and the watchers', with their type, nullability and default.
+BOOKKEEPING = {
+    "applied_batches": ["jsonb", "NO", "'{}'::jsonb"],
+    # Until when a watcher follows the job (migration 0007): its changes notify.
+    "watched_until": ["timestamp with time zone", "YES", None],
+}
 
 # Values the database fills in itself, where the model leaves None until stored.
 DATABASE_ASSIGNED = {"id": "gen_random_uuid()", "created_at": "now()", "updated_at": "now()"}
@@ -352,7 +356,7 @@ def test_the_yoyo_command_applies_them(empty_db_url: str, source: str) -> None:
     url = yoyo_url(empty_db_url)
     applied = _yoyo("apply", "--database", url, source)
     assert applied.returncode == 0, applied.stderr
-    assert _schema(empty_db_url)["tables"] == ["import_job", "import_job_watch"]
+    assert _schema(empty_db_url)["tables"] == ["import_job"]
     assert apply_migrations(empty_db_url) == []  # the same bookkeeping as yoyo's
     rolled_back = _yoyo("rollback", "--all", "--database", url, source)
     assert rolled_back.returncode == 0, rolled_back.stderr

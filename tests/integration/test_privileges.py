@@ -47,13 +47,11 @@ COMMAND = Path(sys.executable).with_name("importjob")
 # Nothing else is needed: the notify trigger runs its function without
 # checking EXECUTE (the fixture revokes it from PUBLIC to prove it), LISTEN
 # needs no privilege, and the ids come from the client, not a sequence.
-# import_job_watch: watchers register in it, and the trigger reads it as
-# the role that writes the job.
 APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT USAGE ON SCHEMA public TO {app}",
-    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job, import_job_watch TO {app}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job TO {app}",
 )
-TABLES = ("import_job", "import_job_watch")
+TABLES = ("import_job",)
 
 _names = itertools.count()
 
@@ -349,7 +347,6 @@ def test_the_app_role_cannot_migrate(deployment: Deployment, args: list[str]) ->
         "CREATE TABLE import_job_copy (id uuid PRIMARY KEY)",
         "ALTER TABLE import_job ADD COLUMN note text",
         "DROP TABLE import_job",
-        "DROP TABLE import_job_watch",
         "CREATE INDEX ix_import_job_filename ON import_job (filename)",
         "TRUNCATE import_job",
         "DROP FUNCTION import_job_notify() CASCADE",

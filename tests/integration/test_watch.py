@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -127,10 +126,19 @@ def _notified(listener: psycopg.Connection[Any]) -> list[str]:
     return [n.payload for n in listener.notifies(timeout=0.5)]
 
 
-def _registrations(conn: psycopg.Connection[Any], job: ImportJob) -> list[Any]:
-    return conn.execute(
-        "SELECT expires_at - now() FROM import_job_watch WHERE job_id = %s", [job.id]
+def _mark(conn: psycopg.Connection[Any], job: ImportJob) -> Any:
+    """Return how long the job stays marked watched, or None."""
+    [(left,)] = conn.execute(
+        "SELECT watched_until - now() FROM import_job WHERE id = %s", [job.id]
     ).fetchall()
+    return left
+
+
+def _lapse(conn: psycopg.Connection[Any], job: ImportJob) -> None:
+    # Time passes: the mark lies in the past.
+    conn.execute(
+        "UPDATE import_job SET watched_until = now() - interval '1 second' WHERE id = %s", [job.id]
+    )
 
 
 def test_only_a_watched_job_notifies(
@@ -139,69 +147,97 @@ def test_only_a_watched_job_notifies(
     listener = connect()
     job = repo.create(ImportJob(source_type="csv", filename="n.csv"))
     listener.execute(f"LISTEN import_job_{job.id.hex}")
-    # Nobody registered: writes send nothing.
+    # Nobody watches: writes send nothing.
     repo.advance(job.id, processed=1)
     repo.update_status(job.id, S.PROCESSING)
     assert _notified(listener) == []
 
-    # Registered (as watch registers): every statement that changes it notifies.
-    listener.execute(
-        query("watch"), {"id": job.id, "watcher": uuid.uuid4(), "ttl": timedelta(minutes=1)}
-    )
+    # Marked (as watch marks it): every statement that changes it notifies.
+    conn.execute(query("watch"), {"id": job.id, "ttl": timedelta(minutes=1)})
     with conn.transaction():
         repo.advance(job.id, processed=1)
         repo.advance(job.id, processed=1)  # folds into one at commit
     repo.heartbeat(job.id, "worker-1")
     assert _notified(listener) == [str(job.id)] * 2
 
-    # Expired: nothing again.
-    conn.execute("UPDATE import_job_watch SET expires_at = now() - interval '1 second'")
+    # Lapsed: nothing again.
+    _lapse(conn, job)
+    _notified(listener)  # the change that moved the mark back
     repo.advance(job.id, processed=1)
     assert _notified(listener) == []
 
-    conn.execute("UPDATE import_job_watch SET expires_at = now() + interval '1 minute'")
+    conn.execute(query("watch"), {"id": job.id, "ttl": timedelta(minutes=1)})
     conn.execute("DELETE FROM import_job WHERE id = %s", [job.id])
     assert _notified(listener) == [str(job.id)]
 
 
-def test_a_watcher_is_registered_while_it_watches_and_only_then(
+def test_a_watcher_marks_its_job_while_it_watches(
     side: Any, conn: psycopg.Connection[Any], repo: Any
 ) -> None:
     job = _new(side)
-    other = _new(side)
+    assert _mark(conn, job) is None
     during: list[Any] = []
 
     def look_then_cancel() -> None:
-        during.extend(_registrations(conn, job))
+        during.append(_mark(conn, job))
         repo.cancel(job.id)
 
     [first, last] = side.watch_two(job.id, look_then_cancel, 10)
     assert (first.status, last.status) == (S.PENDING, S.CANCELLED)
-    [(expires_in,)] = during
-    assert timedelta(0) < expires_in <= timedelta(seconds=60)
-    assert _registrations(conn, job) == []  # gone when the watch ended
-
-    # A watch left early (the caller stops iterating) unregisters too.
-    assert (
-        side.watch_two(other.id, lambda: repo.advance(other.id, processed=3), 10)[1].processed_rows
-        == 3
-    )
-    assert _registrations(conn, other) == []
+    [left] = during
+    # Within the registration's lifetime: it lapses by itself.
+    assert timedelta(0) < left <= timedelta(seconds=60)
 
 
-def test_a_change_made_while_the_watcher_registers_is_not_missed(side: Any, connect: Any) -> None:
+def _wait_for_a_blocked_watcher(conn: psycopg.Connection[Any]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        waiting = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'importjob watch'"
+            " AND datname = current_database() AND wait_event_type = 'Lock'"
+        ).fetchone()
+        if waiting == (1,):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the watcher never waited for the writer's row lock")
+
+
+def test_a_change_made_while_the_watcher_registers_is_not_missed(
+    side: Any, conn: psycopg.Connection[Any], connect: Any, repo: Any
+) -> None:
     job = _new(side)
     writer = connect()
     writer.autocommit = False
-    # The trigger runs now, while nobody is registered: no notification at commit.
+    # The job is not marked yet: this change's commit will notify nobody.
     writer.execute("UPDATE import_job SET processed_rows = 7 WHERE id = %s", [job.id])
-    # The watcher registers and reads before the commit; no later change comes:
-    # only its fallback read can show the change.
-    first, second = side.watch_two(job.id, writer.commit, 30)
-    assert (first.processed_rows, second.processed_rows) == (0, 7)
+
+    def commit_once_the_watcher_waits() -> None:
+        _wait_for_a_blocked_watcher(conn)
+        writer.commit()
+
+    committer = threading.Thread(target=commit_once_the_watcher_waits)
+    committer.start()
+    # The mark waits for the writer's row lock, then reads its change.
+    first, second = side.watch_two(job.id, lambda: repo.advance(job.id, processed=1), 30)
+    committer.join()
+    assert (first.processed_rows, second.processed_rows) == (7, 8)
 
 
-def test_a_killed_watcher_expires_and_is_cleared(
+def test_a_change_that_notifies_nobody_is_read_all_the_same(side: Any, connect: Any) -> None:
+    job = _new(side)
+    quiet = connect()
+    # Triggers do not fire for this session (as for a logical replication
+    # apply): only the watcher's fallback read can show its change.
+    quiet.execute("SET session_replication_role = replica")
+    first, second = side.watch_two(
+        job.id,
+        lambda: quiet.execute("UPDATE import_job SET processed_rows = 5 WHERE id = %s", [job.id]),
+        30,
+    )
+    assert (first.processed_rows, second.processed_rows) == (0, 5)
+
+
+def test_a_killed_watchers_mark_lapses(
     conn: psycopg.Connection[Any], connect: Any, repo: Any, db_url: str
 ) -> None:
     job = repo.create(ImportJob(source_type="csv", filename="killed.csv"))
@@ -211,29 +247,20 @@ def test_a_killed_watcher_expires_and_is_cleared(
         text=True,
     ) as watcher:
         assert watcher.stdout is not None
-        assert watcher.stdout.readline() == "seen 0\n"  # registered and read
+        assert watcher.stdout.readline() == "seen 0\n"  # marked and read
         watcher.send_signal(signal.SIGKILL)
         watcher.wait(timeout=10)
     # Left behind, but bounded: it lapses within the registration's lifetime.
-    [(expires_in,)] = _registrations(conn, job)
-    assert expires_in <= timedelta(seconds=60)
+    assert timedelta(0) < _mark(conn, job) <= timedelta(seconds=60)
     listener = connect()
     listener.execute(f"LISTEN import_job_{job.id.hex}")
     repo.advance(job.id, processed=1)
     assert _notified(listener) == [str(job.id)]  # not yet lapsed
 
-    # Time passes: the registration lapses and costs nothing more.
-    conn.execute("UPDATE import_job_watch SET expires_at = now() - interval '1 second'")
+    _lapse(conn, job)
+    _notified(listener)
     repo.advance(job.id, processed=1)
-    assert _notified(listener) == []
-    # The next watcher's registration clears it: nothing accumulates.
-    other = repo.create(ImportJob(source_type="csv", filename="other.csv"))
-    snapshots = repo.watch(other.id, timeout=10)
-    next(snapshots)
-    remaining = conn.execute("SELECT job_id FROM import_job_watch").fetchall()
-    snapshots.close()
-    assert remaining == [(other.id,)]
-    assert conn.execute("SELECT count(*) FROM import_job_watch").fetchone() == (0,)
+    assert _notified(listener) == []  # lapsed: it costs nothing more
 
 
 def test_a_slow_watcher_gets_a_burst_folded(repo: Any, db_url: str) -> None:
