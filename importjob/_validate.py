@@ -175,6 +175,18 @@ def error_entry(value: object, field: str = "error") -> dict[str, Any]:
     return entry
 
 
+def _encoded_entry(value: object, field: str) -> str:
+    """Check one error entry and return its JSON text, truncated when over the bound."""
+    if not isinstance(value, Mapping):
+        raise InvalidFieldError(field, "must be a dict", value)
+    _json_value(field, value, 0)
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    # A character is at most 4 bytes of UTF-8: most entries need no encoding to tell.
+    if len(text) * 4 > MAX_ERROR_ENTRY_BYTES and len(text.encode()) > MAX_ERROR_ENTRY_BYTES:
+        return json.dumps(truncate_entry(dict(value)), ensure_ascii=False, allow_nan=False)
+    return text
+
+
 def truncate_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """Return ``entry`` cut to at most `MAX_ERROR_ENTRY_BYTES` of JSON, marked ``truncated``.
 
@@ -219,8 +231,8 @@ def dump_entries(values: object, field: str) -> str:
         raise InvalidFieldError(field, "must be a list of dicts", values)
     if not values:
         return "[]"  # most flushes carry no entries: skip the encoder
-    entries = [error_entry(_as_entry(value), field) for value in values]
-    return json.dumps(entries, ensure_ascii=False, allow_nan=False)
+    # Each entry is encoded once, for its size and for the array.
+    return "[" + ", ".join(_encoded_entry(_as_entry(value), field) for value in values) + "]"
 
 
 def _as_entry(value: object) -> object:

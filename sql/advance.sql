@@ -18,6 +18,10 @@ WITH applied AS (
                -- Nothing to append, or no room: the stored value stays as it is, unrewritten.
                WHEN jsonb_array_length(%(entries)s::jsonb) = 0
                  OR jsonb_array_length(errors) >= %(max_errors)s::bigint THEN errors
+               -- All of them fit (the common case): appended as they came.
+               WHEN jsonb_array_length(errors) + jsonb_array_length(%(entries)s::jsonb)
+                    <= %(max_errors)s::bigint THEN errors || %(entries)s::jsonb
+               -- Some fit: the first ones, in order.
                ELSE errors || (
                    SELECT coalesce(jsonb_agg(entry.value ORDER BY entry.n), '[]'::jsonb)
                      FROM jsonb_array_elements(%(entries)s::jsonb)
