@@ -121,18 +121,20 @@ class _TrackerState(Generic[_Repo]):
         self._last_flush = time.monotonic()
         self._deadline = self._last_flush + self._every_seconds
 
+    # Named as the job's fields they add to.
+
     @property
-    def processed(self) -> int:
+    def processed_rows(self) -> int:
         """Return the rows counted so far, flushed or not."""
         return self._flushed_rows + self.unflushed
 
     @property
-    def succeeded(self) -> int:
+    def success_count(self) -> int:
         """Return the rows counted as imported so far."""
         return self._flushed_success + self._success + self._sent("success")
 
     @property
-    def failures(self) -> int:
+    def error_count(self) -> int:
         """Return the rows counted as failed so far."""
         return self._flushed_errors + self._errors + self._sent("errors")
 

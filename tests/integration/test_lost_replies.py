@@ -146,7 +146,7 @@ def test_a_worker_that_goes_on_after_a_failed_flush_loses_and_doubles_nothing(
         assert t.unflushed == 100
         repo.reconnect()
         t.ok(30)
-        assert (t.processed, t.unflushed) == (130, 130)
+        assert (t.processed_rows, t.unflushed) == (130, 130)
     done = _stored(conn, job)
     assert done.status is S.COMPLETED
     assert (done.processed_rows, done.success_count) == (130, 130)

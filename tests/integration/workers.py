@@ -65,7 +65,7 @@ def track_slowly(url: str, job_id: str, every_rows: str, heartbeat_seconds: str)
         while not stdin_closed.is_set():
             tracker.ok()
             if tracker.unflushed == 0:
-                print("flushed", tracker.processed, flush=True)
+                print("flushed", tracker.processed_rows, flush=True)
             time.sleep(0.002)
     print("completed", flush=True)
 
@@ -127,7 +127,7 @@ def steady_import(url: str, job_id: str, rows: str, every_rows: str, attempts: s
                 time.sleep(0.002)
                 tracker.ok()
                 if tracker.unflushed == 0:
-                    print("flushed", tracker.processed, flush=True)
+                    print("flushed", tracker.processed_rows, flush=True)
     except ImportJobDatabaseError as exc:
         print("error", exc, flush=True)
         sys.exit(3)

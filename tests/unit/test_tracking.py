@@ -59,7 +59,7 @@ def test_a_tracked_import_completes_with_exact_counts(side: Any, conn: Any) -> N
         # Two flushes of 100 rows so far; 50 rows wait in memory.
         assert _stored(conn, job.id).processed_rows == 200
         assert t.unflushed == 50
-        assert (t.processed, t.succeeded, t.failures) == (250, 245, 5)
+        assert (t.processed_rows, t.success_count, t.error_count) == (250, 245, 5)
     done = _stored(conn, job.id)
     assert done.status is S.COMPLETED
     assert done.completed_at is not None
