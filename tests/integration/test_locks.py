@@ -30,8 +30,10 @@ from importjob.exceptions import (
 S = ImportJobStatus
 Connect = Callable[[], psycopg.Connection[Any]]
 
-# Long enough for any lock-free statement here, far too short to mask a wait.
-LOCK_TIMEOUT = "500ms"
+# A wait for the held row would last until the test releases it: any bound
+# makes it fail. This one leaves room for the short waits every commit may
+# have on a busy server (NOTIFY's commit lock is cluster-wide).
+LOCK_TIMEOUT = "2s"
 
 
 def _new(side: Any, name: str = "pairs.csv") -> ImportJob:
