@@ -1,0 +1,165 @@
+"""Row locks: a worker never waits for a row another transaction holds, nor overwrites it.
+
+Each test holds a row lock on a second connection, in an open transaction,
+as a concurrent worker or operator would, and proves what the statement
+does meanwhile: `claim_next` and `purge_finished` pass over the locked row
+at once (the repository's connection has a short ``lock_timeout``, so a
+statement that waited would fail instead); `start` waits for it and then
+sees the change that was committed. Every test runs on both repositories
+(the ``side`` fixture).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob.exceptions import (
+    DataImportError,
+    ImportJobCancelledError,
+    InvalidStatusTransitionError,
+)
+
+S = ImportJobStatus
+Connect = Callable[[], psycopg.Connection[Any]]
+
+# A wait for the held row would last until the test releases it: any bound
+# makes it fail. This one leaves room for the short waits every commit may
+# have on a busy server (NOTIFY's commit lock is cluster-wide).
+LOCK_TIMEOUT = "2s"
+
+
+def _new(side: Any, name: str = "pairs.csv") -> ImportJob:
+    job: ImportJob = side.create(ImportJob(source_type="csv", filename=name))
+    return job
+
+
+def _set_lock_timeout(side: Any) -> None:
+    # Set on the repository's own connection: its statements give up on a lock wait.
+    statement = f"SET lock_timeout = '{LOCK_TIMEOUT}'"
+    if side.kind == "sync":
+        side.repo.connection.execute(statement)
+    else:
+        side.runner.run(side.repo.connection.execute(statement))
+
+
+def _lock(holder: psycopg.Connection[Any], job: ImportJob) -> None:
+    # Inside the holder's open transaction: the row stays locked until it ends.
+    assert holder.info.transaction_status is psycopg.pq.TransactionStatus.INTRANS
+    locked = holder.execute("SELECT id FROM import_job WHERE id = %s FOR UPDATE", [job.id])
+    assert locked.fetchone() == (job.id,)
+
+
+def _ids(jobs: list[ImportJob]) -> list[Any]:
+    return [job.id for job in jobs]
+
+
+def test_claim_next_passes_over_a_job_another_worker_holds(side: Any, connect: Connect) -> None:
+    oldest, second, third = (_new(side, f"{n}.csv") for n in range(3))
+    _set_lock_timeout(side)
+    holder = connect()
+    with holder.transaction():
+        _lock(holder, oldest)
+        # At once, not after the holder is done: the oldest is skipped, not waited for.
+        claimed = side.claim_next("worker-b")
+        assert (claimed.id, claimed.status, claimed.worker_id) == (
+            second.id,
+            S.PROCESSING,
+            "worker-b",
+        )
+        assert side.claim_next("worker-b").id == third.id
+        # Only the held job is left: nothing to claim now, and still no wait.
+        assert side.claim_next("worker-b") is None
+    # Released (the holder did not claim it): the next worker gets it.
+    assert side.claim_next("worker-c").id == oldest.id
+    assert side.list_by_status(S.PENDING, limit=10) == []
+
+
+def test_purge_is_not_blocked_by_a_locked_finished_job(
+    side: Any, conn: psycopg.Connection[Any], connect: Connect
+) -> None:
+    ended = []
+    for status in (S.COMPLETED, S.FAILED, S.CANCELLED):
+        job = _new(side, f"{status.value}.csv")
+        side.start(job.id, "w")
+        ended.append(side.update_status(job.id, status))
+    pending = _new(side, "pending.csv")
+    _set_lock_timeout(side)
+    holder = connect()
+    with holder.transaction():
+        # The oldest ended job, the first one every batch would take.
+        _lock(holder, ended[0])
+        # Batches of one: each passes over the locked job to the next one.
+        assert side.purge_finished(timedelta(0), batch=1) == 2
+        left = conn.execute("SELECT id FROM import_job ORDER BY created_at").fetchall()
+        assert [row[0] for row in left] == [ended[0].id, pending.id]
+    assert side.purge_finished(timedelta(0), batch=1) == 1
+    assert side.get_by_id(ended[0].id) is None
+    assert side.get_by_id(pending.id) == pending
+
+
+def _wait_until_blocked(observer: psycopg.Connection[Any], pid: int) -> None:
+    # The call is waiting for a row lock: an ungranted lock, and a Lock wait event.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = observer.execute(
+            "SELECT a.wait_event_type,"
+            "       EXISTS (SELECT FROM pg_locks AS l WHERE l.pid = a.pid AND NOT l.granted)"
+            "  FROM pg_stat_activity AS a WHERE a.pid = %s",
+            [pid],
+        ).fetchone()
+        if row == ("Lock", True):
+            return
+        time.sleep(0.01)
+    pytest.fail("the call never waited for the held row")
+
+
+@pytest.mark.parametrize(
+    ("ended_as", "error"),
+    [(S.CANCELLED, ImportJobCancelledError), (S.FAILED, InvalidStatusTransitionError)],
+    ids=["cancelled", "failed"],
+)
+def test_start_racing_an_end_reports_the_end_and_leaves_it(
+    side: Any,
+    connect: Connect,
+    ended_as: ImportJobStatus,
+    error: type[DataImportError],
+) -> None:
+    job = _new(side)
+    holder = connect()
+    outcome: list[object] = []
+
+    def start() -> None:
+        try:
+            outcome.append(side.start(job.id, "late-worker"))
+        except DataImportError as exc:
+            outcome.append(exc)
+
+    starter = threading.Thread(target=start)
+    with holder.transaction():
+        _lock(holder, job)
+        starter.start()
+        # start read the job as PENDING, or is about to: it waits for the row.
+        _wait_until_blocked(connect(), side.repo.connection.info.backend_pid)
+        # Ended, and committed while start waits.
+        ImportJobRepository(holder).update_status(job.id, ended_as)
+    starter.join(timeout=30)
+    assert not starter.is_alive()
+    [result] = outcome
+    # The documented error for an ended job, not a constraint's.
+    assert type(result) is error
+    assert isinstance(result, ImportJobCancelledError | InvalidStatusTransitionError)
+    assert result.job_id == job.id
+    if isinstance(result, InvalidStatusTransitionError):
+        assert (result.from_status, result.to_status) == (ended_as, S.PROCESSING)
+    stored = side.get_by_id(job.id)
+    assert stored.status is ended_as
+    assert stored.completed_at is not None
+    assert (stored.started_at, stored.worker_id) == (None, None)
