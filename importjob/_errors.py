@@ -47,7 +47,7 @@ def translate(exc: psycopg.Error, params: Mapping[str, object]) -> DataImportErr
         reason = (exc.diag.message_primary or str(exc)).strip()
         return ImportJobTimeoutError(f"the database cancelled the statement: {reason}")
     if isinstance(exc, pg_errors.UndefinedTable):
-        # import_job, or a table a later migration adds (import_job_watch).
+        # import_job, or a table a later migration adds: say which.
         reason = (exc.diag.message_primary or "a table is missing").strip()
         return SchemaMissingError(
             f"{reason}: apply the migrations (importjob.apply_migrations, or yoyo apply)"
