@@ -9,4 +9,4 @@ UPDATE import_job
  WHERE id = %(id)s::uuid
 RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
           error_count, errors, started_at, completed_at, created_at, updated_at,
-          heartbeat_at, worker_id, errors_dropped;
+          heartbeat_at, worker_id, errors_dropped, errors_logged;

@@ -101,7 +101,13 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
         "list_recent": {"limit": 1},
         "list_recent_by_status": {"status": "pending", "limit": 1},
         "claim_next": {"worker_id": "w"},
-        "rescue_stale": {"older_than": timedelta(0), "requeue": False, "max_errors": 1},
+        "rescue_stale": {
+            "older_than": timedelta(0),
+            "requeue": False,
+            "max_errors": 1,
+            "error_log_limit": None,
+            "max_groups": 1000,
+        },
     }
     conn = repo.connection
     for name, values in params.items():
