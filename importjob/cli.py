@@ -312,7 +312,8 @@ def list_jobs(ctx: click.Context, status: str | None, limit: int, as_json: bool)
     with _database(ctx).repository() as repo:
         jobs = repo.list_recent(status, limit)
     if as_json:
-        _print_json([job.to_dict() for job in jobs])
+        # The list reads no entries: leave out the empty array rather than show it.
+        _print_json([{k: v for k, v in job.to_dict().items() if k != "errors"} for job in jobs])
         return
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
@@ -374,12 +375,10 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
         console.print(_reasons_table(reasons))
     if not job.errors:
         console.print("\nno errors stored")
+        if job.errors_logged:  # stored by a repository with max_errors=0
+            console.print(f"the error log holds {job.errors_logged:,}: importjob errors {job.id}")
         return
-    errors = Table(
-        title=f"first errors ({len(job.errors)} stored; the log holds {job.errors_logged:,}:"
-        f" importjob errors {job.id})",
-        title_justify="left",
-    )
+    errors = Table(title=f"errors ({len(job.errors)} stored)", title_justify="left")
     for column in ("row", "field", "message"):
         errors.add_column(column)
     for entry in job.errors:
@@ -392,6 +391,10 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     console.print(errors)
     if job.errors_dropped:
         console.print(f"{job.errors_dropped} more not stored (past the bound)")
+    console.print(
+        f"the error log holds {job.errors_logged:,}"
+        f" entr{'y' if job.errors_logged == 1 else 'ies'}: importjob errors {job.id}"
+    )
 
 
 def _reasons_table(reasons: list[ErrorGroup]) -> Table:

@@ -337,8 +337,10 @@ class _RepositoryCore:
         return name, params, _ExportSink(out, header=header)
 
     @staticmethod
-    def _recent_query(status: object, limit: object) -> tuple[str, _Params]:
-        params: _Params = {"limit": _validate.positive("limit", limit)}
+    def _recent_query(status: object, limit: object, with_errors: object) -> tuple[str, _Params]:
+        if not isinstance(with_errors, bool):
+            raise InvalidFieldError("with_errors", "must be True or False", with_errors)
+        params: _Params = {"limit": _validate.positive("limit", limit), "with_errors": with_errors}
         if status is None:
             return "list_recent", params
         params["status"] = ImportJobStatus.parse(status).value
@@ -495,10 +497,20 @@ class ImportJobRepository(_RepositoryCore):
         return self._all("list_by_status", self._list_params(status, limit), job_from_values)
 
     def list_recent(
-        self, status: ImportJobStatus | str | None = None, limit: int = 50
+        self,
+        status: ImportJobStatus | str | None = None,
+        limit: int = 50,
+        *,
+        with_errors: bool = False,
     ) -> list[ImportJob]:
-        """Return at most ``limit`` jobs, newest first, in ``status`` when given."""
-        name, params = self._recent_query(status, limit)
+        """Return at most ``limit`` jobs, newest first, in ``status`` when given.
+
+        A list shows progress: the jobs come without their error entries
+        (``errors`` empty; ``error_count``, ``errors_dropped`` and
+        ``errors_logged`` tell how many there are), which are not even read,
+        unless ``with_errors=True``. `get_by_id` reads one job whole.
+        """
+        name, params = self._recent_query(status, limit, with_errors)
         return self._all(name, params, job_from_values)
 
     def watch(
@@ -511,7 +523,9 @@ class ImportJobRepository(_RepositoryCore):
         the iterator runs (only watched jobs notify, migration 0007), and
         read at least every 5 s besides, so no change is missed; the mark
         lapses within 30 s of the last watcher leaving. A burst of changes
-        yields one snapshot. When the connection is cut, it reconnects,
+        yields one snapshot. Snapshots show progress: they come without
+        the job's error entries (``errors`` empty; the counts are there),
+        which are not read. When the connection is cut, it reconnects,
         marks, re-reads and goes on (giving up after about 15 s with
         `ImportJobDatabaseError`). Raises `ImportJobNotFoundError` when the
         job does not exist (or is deleted) and `TimeoutError` when
@@ -831,10 +845,14 @@ class AsyncImportJobRepository(_RepositoryCore):
         return await self._all("list_by_status", self._list_params(status, limit), job_from_values)
 
     async def list_recent(
-        self, status: ImportJobStatus | str | None = None, limit: int = 50
+        self,
+        status: ImportJobStatus | str | None = None,
+        limit: int = 50,
+        *,
+        with_errors: bool = False,
     ) -> list[ImportJob]:
         """Return the newest jobs; see `ImportJobRepository.list_recent`."""
-        name, params = self._recent_query(status, limit)
+        name, params = self._recent_query(status, limit, with_errors)
         return await self._all(name, params, job_from_values)
 
     async def watch(

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 import importjob
 from importjob import ImportJob, ImportJobStatus, SourceType, apply_migrations, rollback_migrations
@@ -437,7 +438,7 @@ def test_stored_entries_are_carried_into_the_error_log(empty_db_url: str) -> Non
         conn.execute(
             "INSERT INTO import_job (id, source_type, filename, errors, errors_dropped)"
             " VALUES (%s, 'csv', 'old.csv', %s, 2), (%s, 'csv', 'clean.csv', '[]', 0)",
-            [old, psycopg.types.json.Jsonb(entries), clean],
+            [old, Jsonb(entries), clean],
         )
         # More jobs than one backfill batch holds (500).
         conn.execute(

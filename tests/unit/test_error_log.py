@@ -287,3 +287,27 @@ def test_purge_deletes_logs_in_bounded_batches(side: Any, conn: psycopg.Connecti
     assert conn.execute("SELECT job_id FROM import_job_error").fetchall() == [(kept.id,)]
     assert conn.execute("SELECT job_id FROM import_job_error_group").fetchall() == [(kept.id,)]
     assert side.get_by_id(kept.id) is not None
+
+
+def test_lists_and_watch_snapshots_read_no_entries(side: Any) -> None:
+    job = side.create(ImportJob(source_type="csv", filename="p.csv"))
+    side.add_errors(job.id, [_entry(1), _entry(2)])
+    [listed] = side.list_recent()
+    assert (listed.errors, listed.errors_logged, listed.id) == ([], 2, job.id)
+    [whole] = side.list_recent(with_errors=True)
+    assert whole == side.get_by_id(job.id)
+    assert [e["row"] for e in whole.errors] == [1, 2]
+    assert side.list_recent(ImportJobStatus.PENDING) == [listed]
+    assert side.list_recent(ImportJobStatus.PENDING, with_errors=True) == [whole]
+    # The seed's reads keep their contract: the job with its errors.
+    assert side.list_by_status(ImportJobStatus.PENDING) == [whole]
+    with pytest.raises(InvalidFieldError) as caught:
+        side.list_recent(with_errors="yes")
+    assert caught.value.field == "with_errors"
+    side.cancel(job.id)
+    [snapshot] = side.watch_all(job.id, timeout=30)
+    assert (snapshot.status, snapshot.errors, snapshot.errors_logged) == (
+        ImportJobStatus.CANCELLED,
+        [],
+        2,
+    )
