@@ -75,10 +75,16 @@ def _plans(url: str, report: Report) -> None:
         "get_by_id": ("get_by_id", {"id": known}),
         "list_by_status(limit=50)": ("list_by_status", {"status": "pending", "limit": 50}),
         "claim_next": ("claim_next", {"worker_id": "bench"}),
-        "list_recent(limit=50)": ("list_recent", {"limit": 50}),
+        "list_recent(limit=50)": ("list_recent", {"limit": 50, "with_errors": False}),
         "rescue_stale": (
             "rescue_stale",
-            {"older_than": timedelta(minutes=5), "requeue": False, "max_errors": 1000},
+            {
+                "older_than": timedelta(minutes=5),
+                "requeue": False,
+                "max_errors": 1000,
+                "error_log_limit": 1_000_000,
+                "max_groups": 1000,
+            },
         ),
     }
     for name, (statement, params) in statements.items():
