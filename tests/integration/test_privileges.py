@@ -191,10 +191,11 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
         [rescued] = repo.rescue_stale(timedelta(0))
         assert (rescued.id, rescued.status) == (lost.id, S.FAILED)
         # The error log and its reasons: read, summed, exported.
-        assert [group.type for group in repo.error_summary(job.id)] == [
+        # Three reasons of one entry each: ties come in no promised order.
+        assert sorted(group.type or "" for group in repo.error_summary(job.id)) == [
+            "",
             "ImportValidationError",
             "ParseError",
-            None,
         ]
         assert len(list(repo.iter_errors(job.id, batch=2))) == 3
         out = io.BytesIO()
