@@ -6,7 +6,10 @@
 -- written to the job's error log (import_job_error, n numbering them with
 -- errors_recorded) up to error_log_limit (NULL: no limit), and counted in
 -- its group of (type, field, message) (import_job_error_group; past
--- max_groups groups per job, under the all-zero "other" key). When a worker
+-- max_groups groups per job, under the all-zero "other" key). The
+-- entries_dropped a caller left out (a tracker's buffer past the log's
+-- limit) come after the batch's entries: they take their numbers and count
+-- under "other", their reasons unknown. When a worker
 -- is named and the job is processing, it records the worker and its
 -- heartbeat.
 -- A batch may carry a key and a number (a tracker's flush): the job applies
@@ -43,7 +46,8 @@ WITH applied AS (
            errors_logged = errors_logged + greatest(0, least(
                errors_recorded + jsonb_array_length(%(entries)s::jsonb),
                coalesce(%(error_log_limit)s::bigint, 9223372036854775807)) - errors_recorded),
-           errors_recorded = errors_recorded + jsonb_array_length(%(entries)s::jsonb),
+           errors_recorded = errors_recorded + jsonb_array_length(%(entries)s::jsonb)
+                             + %(entries_dropped)s::bigint,
            heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
                                THEN now() ELSE heartbeat_at END,
            worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
@@ -58,10 +62,12 @@ WITH applied AS (
                < %(batch_number)s::bigint)
     RETURNING id, status, errors_recorded),
 -- The batch's entries with their numbers in the job: RETURNING gives the
--- new errors_recorded, so the first one is that minus the batch's size, plus 1.
+-- new errors_recorded, so the first one is that minus the batch's size
+-- (entries and dropped ones), plus 1.
 entry AS (
     SELECT applied.id AS job_id,
-           applied.errors_recorded - jsonb_array_length(%(entries)s::jsonb) + item.n AS n,
+           applied.errors_recorded - jsonb_array_length(%(entries)s::jsonb)
+             - %(entries_dropped)s::bigint + item.n AS n,
            item.value
       FROM applied,
            jsonb_array_elements(%(entries)s::jsonb) WITH ORDINALITY AS item (value, n)
@@ -94,14 +100,20 @@ placed AS (
 ),
 counted AS (
     INSERT INTO import_job_error_group AS g (job_id, key, type, field, message, count)
-    SELECT %(id)s::uuid,
-           CASE WHEN fits THEN key ELSE '00000000-0000-0000-0000-000000000000'::uuid END,
-           CASE WHEN fits THEN type END,
-           CASE WHEN fits THEN field END,
-           CASE WHEN fits THEN message END,
-           sum(count)::bigint
-      FROM placed
-     GROUP BY 2, 3, 4, 5
+    SELECT %(id)s::uuid, key, type, field, message, sum(count)::bigint
+      FROM (SELECT CASE WHEN fits THEN key
+                        ELSE '00000000-0000-0000-0000-000000000000'::uuid END AS key,
+                   CASE WHEN fits THEN type END AS type,
+                   CASE WHEN fits THEN field END AS field,
+                   CASE WHEN fits THEN message END AS message,
+                   count
+              FROM placed
+            UNION ALL
+            SELECT '00000000-0000-0000-0000-000000000000'::uuid, NULL, NULL, NULL,
+                   %(entries_dropped)s::bigint
+              FROM applied
+             WHERE %(entries_dropped)s::bigint > 0) AS counts
+     GROUP BY key, type, field, message
     ON CONFLICT (job_id, key) DO UPDATE SET count = g.count + excluded.count
 )
 SELECT status FROM applied

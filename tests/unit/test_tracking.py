@@ -201,6 +201,11 @@ def test_a_buffer_never_holds_more_than_the_bound(side: Any, conn: Any) -> None:
     done = _stored(conn, job.id)
     assert (done.error_count, len(done.errors), done.errors_dropped) == (500, 3, 497)
     assert done.errors_logged == 5
+    # The rows the buffer could not hold are counted all the same, their reasons unknown.
+    assert [(g.message, g.count, g.other) for g in bounded.error_summary(job.id)] == [
+        (None, 495, True),
+        (None, 5, False),
+    ]
 
 
 def test_a_claimed_job_is_tracked_by_its_worker(side: Any, conn: Any) -> None:
