@@ -148,6 +148,9 @@ def _check_out(out: object) -> None:
     mode = getattr(out, "mode", "b")
     if isinstance(mode, str) and "b" not in mode:
         raise InvalidFieldError("out", "must be a binary file object (open with 'wb')", out)
+    writable = getattr(out, "writable", None)
+    if callable(writable) and not writable():
+        raise InvalidFieldError("out", "must be open for writing", out)
 
 
 def _watcher_params(reopen: _Params) -> _Params:

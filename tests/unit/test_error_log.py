@@ -217,11 +217,14 @@ def test_bad_arguments_are_refused_naming_them_and_nothing_written(
     closed = io.BytesIO()
     closed.close()
     text_file = (tmp_path / "t.csv").open("w")
-    for bad_out in (closed, io.StringIO(), text_file, None, "errors.csv"):
+    (tmp_path / "r.csv").write_bytes(b"")
+    read_only = (tmp_path / "r.csv").open("rb")
+    for bad_out in (closed, io.StringIO(), text_file, read_only, None, "errors.csv"):
         with pytest.raises(InvalidFieldError) as caught:
             side.export_errors(job.id, bad_out)
         assert caught.value.field == "out"
     text_file.close()
+    read_only.close()
     assert (tmp_path / "t.csv").read_text() == ""
     with pytest.raises(InvalidFieldError) as caught:
         side.error_summary("not-a-uuid")
