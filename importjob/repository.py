@@ -106,37 +106,30 @@ def _reopen_params(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any])
 
 
 class _ExportSink:
-    """Gather the COPY data of an export, hand it to the file in chunks, count the entries.
+    """Gather the COPY data of an export and hand it to the file in chunks.
 
-    PostgreSQL sends each row of a ``COPY ... TO STDOUT`` (and the CSV
-    header) as one message, so the messages count the entries. Nothing
-    reaches the file before the first chunk is full or `close`, so the
-    export of an unknown job, told apart after the COPY, writes nothing.
+    Nothing reaches the file before the first chunk is full or `close`, so
+    the export of an unknown job, told apart after the COPY (no rows), writes
+    nothing, not even the CSV header. One call per row: kept to an append
+    and a length check.
     """
 
-    def __init__(self, out: Any, *, header: bool) -> None:
-        self._out = out
+    def __init__(self, out: Any) -> None:
+        self._write = out.write
         self._chunk = bytearray()
-        self._messages = -1 if header else 0
 
     def write(self, data: Any) -> None:
-        self._messages += 1
-        self._chunk += data
-        if len(self._chunk) >= _EXPORT_CHUNK:
-            self._out.write(self._chunk)
-            self._chunk.clear()
+        chunk = self._chunk
+        chunk += data
+        if len(chunk) >= _EXPORT_CHUNK:
+            self._write(chunk)
+            chunk.clear()
 
-    @property
-    def empty(self) -> bool:
-        """Return whether the export held no entry."""
-        return self._messages <= 0
-
-    def close(self) -> int:
-        """Write what is left; return how many entries the export wrote."""
+    def close(self) -> None:
+        """Write what is left."""
         if self._chunk:
-            self._out.write(self._chunk)
+            self._write(self._chunk)
             self._chunk.clear()
-        return max(self._messages, 0)
 
 
 def _check_out(out: object) -> None:
@@ -331,13 +324,13 @@ class _RepositoryCore:
     ) -> tuple[str, _Params, _ExportSink]:
         params: _Params = {"id": _validate.job_id(job_id)}
         if format == "csv":
-            name, header = "export_errors_csv", True
+            name = "export_errors_csv"
         elif format == "jsonl":
-            name, header = "export_errors_jsonl", False
+            name = "export_errors_jsonl"
         else:
             raise InvalidFieldError("format", f"must be one of {', '.join(EXPORT_FORMATS)}", format)
         _check_out(out)
-        return name, params, _ExportSink(out, header=header)
+        return name, params, _ExportSink(out)
 
     @staticmethod
     def _recent_query(status: object, limit: object, with_errors: object) -> tuple[str, _Params]:
@@ -752,12 +745,11 @@ class ImportJobRepository(_RepositoryCore):
         `ImportJobNotFoundError` when no job has this id (writing nothing).
         """
         name, params, sink = self._export_query(job_id, out, format)
-        with self._copy(name, params) as copy:
-            for data in copy:
-                sink.write(data)
-        if sink.empty and self._one("get_by_id", params, _values) is None:
+        rows = self._copy(name, params, sink)
+        if rows == 0 and self._one("get_by_id", params, _values) is None:
             raise ImportJobNotFoundError(params["id"])
-        return sink.close()
+        sink.close()
+        return rows
 
     # Every statement runs through _run: under the lock, on the one cursor,
     # its driver errors translated.
@@ -771,14 +763,17 @@ class ImportJobRepository(_RepositoryCore):
                 self._cursor.execute(query(name), params)
                 yield self._cursor
 
-    @contextlib.contextmanager
-    def _copy(self, name: str, params: _Params) -> Iterator[psycopg.Copy]:
+    def _copy(self, name: str, params: _Params, sink: _ExportSink) -> int:
+        """Run a ``COPY ... TO STDOUT`` into ``sink``; return the rows it copied."""
         with self._lock:  # noqa: SIM117 - nested as in the async twin, which must
             with translate_errors(params):
                 if self._cursor is None:
                     self._cursor = self._conn.cursor()
                 with self._cursor.copy(query(name), params) as copy:
-                    yield copy
+                    for data in copy:
+                        sink.write(data)
+                # Set from the COPY's command tag when it ended.
+                return self._cursor.rowcount
 
     def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
         with self._run(name, params) as cur:
@@ -1005,12 +1000,11 @@ class AsyncImportJobRepository(_RepositoryCore):
     ) -> int:
         """Write the job's error log to ``out``; see `ImportJobRepository.export_errors`."""
         name, params, sink = self._export_query(job_id, out, format)
-        async with self._copy(name, params) as copy:
-            async for data in copy:
-                sink.write(data)
-        if sink.empty and await self._one("get_by_id", params, _values) is None:
+        rows = await self._copy(name, params, sink)
+        if rows == 0 and await self._one("get_by_id", params, _values) is None:
             raise ImportJobNotFoundError(params["id"])
-        return sink.close()
+        sink.close()
+        return rows
 
     @contextlib.asynccontextmanager
     async def _run(self, name: str, params: _Params) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
@@ -1021,14 +1015,17 @@ class AsyncImportJobRepository(_RepositoryCore):
                 await self._cursor.execute(query(name), params)
                 yield self._cursor
 
-    @contextlib.asynccontextmanager
-    async def _copy(self, name: str, params: _Params) -> AsyncIterator[psycopg.AsyncCopy]:
+    async def _copy(self, name: str, params: _Params, sink: _ExportSink) -> int:
+        """Run a ``COPY ... TO STDOUT`` into ``sink``; return the rows it copied."""
         async with self._lock:
             with translate_errors(params):
                 if self._cursor is None:
                     self._cursor = self._conn.cursor()
                 async with self._cursor.copy(query(name), params) as copy:
-                    yield copy
+                    async for data in copy:
+                        sink.write(data)
+                # Set from the COPY's command tag when it ended.
+                return self._cursor.rowcount
 
     async def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
         async with self._run(name, params) as cur:
