@@ -1,2 +1,0 @@
--- Undo importjob-0010-backfill-error-log: nothing to undo. The copied
--- entries go with 0009's rollback, which drops the log.
