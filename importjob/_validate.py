@@ -28,6 +28,8 @@ MAX_ERROR_ENTRY_BYTES = 8192
 TRUNCATED_MARK = "…[truncated]"
 # Deeper nesting in an error entry is refused (it is a bug, or an attack).
 MAX_ERROR_ENTRY_DEPTH = 32
+# json.dumps builds an encoder per call when given options: one, made once.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 def count(field: str, value: object) -> int:
@@ -64,7 +66,8 @@ def _storable(field: str, value: str) -> None:
     # PostgreSQL text holds neither NUL nor a lone surrogate (not UTF-8).
     if "\x00" in value:
         raise InvalidFieldError(field, "must not contain a NUL character", value)
-    if _SURROGATE.search(value):
+    # isascii() is a flag read; the regex search costs more than the rest.
+    if not value.isascii() and _SURROGATE.search(value):
         raise InvalidFieldError(field, "must be valid unicode (a lone surrogate)", value)
 
 
@@ -177,13 +180,13 @@ def error_entry(value: object, field: str = "error") -> dict[str, Any]:
 
 def _encoded_entry(value: object, field: str) -> str:
     """Check one error entry and return its JSON text, truncated when over the bound."""
-    if not isinstance(value, Mapping):
+    if not (isinstance(value, dict) or isinstance(value, Mapping)):  # noqa: SIM101 - as above
         raise InvalidFieldError(field, "must be a dict", value)
     _json_value(field, value, 0)
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text = _ENCODE(value)
     # A character is at most 4 bytes of UTF-8: most entries need no encoding to tell.
     if len(text) * 4 > MAX_ERROR_ENTRY_BYTES and len(text.encode()) > MAX_ERROR_ENTRY_BYTES:
-        return json.dumps(truncate_entry(dict(value)), ensure_ascii=False, allow_nan=False)
+        return _ENCODE(truncate_entry(dict(value)))
     return text
 
 
@@ -241,10 +244,14 @@ def _as_entry(value: object) -> object:
 
 def _json_value(field: str, value: object, depth: int) -> None:
     # Walk the value once: json.dumps would accept tuples, NaN and non-str
-    # keys silently converted, and jsonb refuses NUL in any string.
+    # keys silently converted, and jsonb refuses NUL in any string. Every
+    # flush with errors walks its entries: the exact types are tried first,
+    # as the ABC checks cost more than the rest of a small entry's walk.
     if depth > MAX_ERROR_ENTRY_DEPTH:
         raise InvalidFieldError(field, f"must not nest deeper than {MAX_ERROR_ENTRY_DEPTH}", None)
-    if isinstance(value, Mapping):
+    if isinstance(value, str):
+        _storable(field, value)
+    elif isinstance(value, dict) or isinstance(value, Mapping):  # noqa: SIM101 - dict is the fast test
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidFieldError(field, "must have only string keys", key)
