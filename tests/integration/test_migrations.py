@@ -276,7 +276,13 @@ def test_database_checks_back_the_model(conn: psycopg.Connection[Any]) -> None:
         "filename": "INSERT INTO import_job (source_type, filename) VALUES ('csv', '')",
         "total_rows": "INSERT INTO import_job (source_type, filename, total_rows)"
         " VALUES ('csv', 'p', -1)",
+        "processed_rows": "INSERT INTO import_job (source_type, filename, processed_rows)"
+        " VALUES ('csv', 'p', -1)",
+        "success_count": "INSERT INTO import_job (source_type, filename, success_count)"
+        " VALUES ('csv', 'p', -1)",
         "error_count": "INSERT INTO import_job (source_type, filename, error_count)"
+        " VALUES ('csv', 'p', -1)",
+        "errors_dropped": "INSERT INTO import_job (source_type, filename, errors_dropped)"
         " VALUES ('csv', 'p', -1)",
         "errors": "INSERT INTO import_job (source_type, filename, errors) VALUES ('csv','p','{}')",
         "completed_at": "INSERT INTO import_job (source_type, filename, status)"
@@ -291,6 +297,15 @@ def test_database_checks_back_the_model(conn: psycopg.Connection[Any]) -> None:
         assert isinstance(translated, InvalidFieldError), field
         assert translated.field == field
     assert conn.execute("SELECT count(*) FROM import_job").fetchone() == (0,)
+
+
+def test_the_row_check_travels_with_a_copy_of_the_table(conn: psycopg.Connection[Any]) -> None:
+    # 0009's CHECK names columns, not the row: a copy made with LIKE keeps it.
+    conn.execute("CREATE TEMP TABLE job_copy (LIKE import_job INCLUDING ALL)")
+    conn.execute("INSERT INTO job_copy (source_type, filename) VALUES ('csv', 'p')")
+    with pytest.raises(psycopg.errors.CheckViolation) as caught:
+        conn.execute("INSERT INTO job_copy (source_type, filename) VALUES ('xml', 'p')")
+    assert caught.value.diag.constraint_name == "import_job_source_type_check"
 
 
 def test_apply_is_a_no_op_when_all_is_applied(empty_db_url: str) -> None:
