@@ -32,6 +32,11 @@ MAX_ERROR_ENTRY_DEPTH = 32
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
+def encode_json(value: object) -> str:
+    """Return checked JSON ``value`` as text, for a jsonb parameter (NaN refused)."""
+    return _ENCODE(value)
+
+
 def count(field: str, value: object) -> int:
     """Return ``value`` if it is a counter value: an int from 0 to 2**63-1."""
     # bool is an int subclass; True rows processed is a bug in the caller.

@@ -10,7 +10,6 @@ only execute.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections.abc import (
@@ -139,7 +138,7 @@ class _RepositoryCore:
             "processed_rows": job.processed_rows,
             "success_count": job.success_count,
             "error_count": job.error_count,
-            "errors": json.dumps(job.errors, ensure_ascii=False),
+            "errors": _validate.encode_json(job.errors),
             "created_at": job.created_at,
         }
 
