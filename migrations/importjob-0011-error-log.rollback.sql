@@ -6,6 +6,8 @@ DROP TRIGGER import_job_forget_errors ON import_job;
 
 DROP FUNCTION import_job_forget_errors();
 
+DROP FUNCTION import_job_error_reasons(uuid, jsonb);
+
 DROP FUNCTION import_job_error_key(text, text, text);
 
 DROP TABLE import_job_error_group;

@@ -67,6 +67,37 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                || coalesce(length(message)::text || ':' || message, ''))::uuid
 $$;
 
+-- A batch of entries' reasons for a job: one row per (type, field,
+-- message) with its key, how many entries have it, whether the job has a
+-- group for it, and, for a new one, its place among the batch's new ones
+-- in the order the batch first shows them. A single SELECT, so the planner
+-- inlines it into the statement that records the batch (advance,
+-- add_errors). Grouped by text, then keyed: a key per entry costs more than
+-- the grouping. The group is looked up by key with a scalar subquery: an
+-- EXISTS may become a hash of all the job's groups.
+-- squawk-ignore require-statement-timeout
+CREATE FUNCTION import_job_error_reasons(job_id uuid, entries jsonb)
+RETURNS TABLE (key uuid, type text, field text, message text, count bigint, known boolean,
+               place bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT key, type, field, message, count, known,
+           CASE WHEN NOT known THEN row_number() OVER (PARTITION BY known ORDER BY first) END
+      FROM (SELECT keyed.*,
+                   coalesce((SELECT true FROM import_job_error_group AS g
+                              WHERE g.job_id = $1 AND g.key = keyed.key), false) AS known
+              FROM (SELECT grouped.*,
+                           import_job_error_key(grouped.type, grouped.field,
+                                                grouped.message) AS key
+                      FROM (SELECT item.value ->> 'type' AS type,
+                                   item.value ->> 'field' AS field,
+                                   item.value ->> 'message' AS message,
+                                   count(*) AS count, min(item.n) AS first
+                              FROM jsonb_array_elements($2) WITH ORDINALITY AS item (value, n)
+                             GROUP BY 1, 2, 3) AS grouped
+                    OFFSET 0) AS keyed
+            OFFSET 0) AS looked_up
+$$;
+
 -- Once per DELETE statement, not per row: a flush (an UPDATE) never runs
 -- it. purge_finished empties a job's log in bounded batches before it
 -- deletes the job; a job deleted otherwise takes its log here, whole.

@@ -8,18 +8,7 @@
 -- Returns one row when the job exists (the caller reads the row count),
 -- none when no job has this id.
 WITH reason AS (
-    SELECT keyed.*,
-           coalesce((SELECT true FROM import_job_error_group AS g
-                      WHERE g.job_id = %(id)s::uuid AND g.key = keyed.key), false) AS known
-      FROM (SELECT grouped.*,
-                   import_job_error_key(grouped.type, grouped.field, grouped.message) AS key
-              FROM (SELECT item.value ->> 'type' AS type, item.value ->> 'field' AS field,
-                           item.value ->> 'message' AS message, count(*) AS count,
-                           min(item.n) AS first
-                      FROM jsonb_array_elements(%(entries)s::jsonb)
-                           WITH ORDINALITY AS item (value, n)
-                     GROUP BY 1, 2, 3) AS grouped
-             OFFSET 0) AS keyed
+    SELECT * FROM import_job_error_reasons(%(id)s::uuid, %(entries)s::jsonb)
 ), applied AS (
     UPDATE import_job
        SET errors = CASE
@@ -43,7 +32,7 @@ WITH reason AS (
                errors_recorded + jsonb_array_length(%(entries)s::jsonb),
                coalesce(%(error_log_limit)s::bigint, 9223372036854775807)) - errors_recorded),
            errors_recorded = errors_recorded + jsonb_array_length(%(entries)s::jsonb),
-           error_groups = error_groups + (SELECT count(*) FROM reason WHERE NOT known),
+           error_groups = error_groups + (SELECT count(place) FROM reason),
            updated_at = now()
      WHERE id = %(id)s::uuid
     RETURNING id, errors_recorded, error_groups
@@ -59,8 +48,8 @@ WITH reason AS (
      WHERE numbered.n <= coalesce(%(error_log_limit)s::bigint, 9223372036854775807)
 ), counted AS (
     INSERT INTO import_job_error_group AS g (job_id, key, type, field, message, count)
-    SELECT applied.id, ranked.key, ranked.type, ranked.field, ranked.message,
-           sum(ranked.count)::bigint
+    SELECT applied.id, placed.key, placed.type, placed.field, placed.message,
+           sum(placed.count)::bigint
       FROM applied,
            LATERAL (SELECT CASE WHEN fits THEN key
                                 ELSE '00000000-0000-0000-0000-000000000000'::uuid END AS key,
@@ -69,12 +58,9 @@ WITH reason AS (
                            CASE WHEN fits THEN message END AS message,
                            count
                       FROM (SELECT reason.*,
-                                   known OR applied.error_groups
-                                            - count(*) FILTER (WHERE NOT known) OVER ()
-                                            + row_number() OVER (PARTITION BY known
-                                                                 ORDER BY first)
-                                            <= %(max_groups)s::bigint AS fits
-                              FROM reason) AS placed) AS ranked
+                                   known OR applied.error_groups - (SELECT count(place) FROM reason)
+                                            + place <= %(max_groups)s::bigint AS fits
+                              FROM reason) AS ranked) AS placed
      GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT (job_id, key) DO UPDATE SET count = g.count + excluded.count
 )

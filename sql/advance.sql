@@ -16,27 +16,13 @@
 -- reply was lost changes nothing, in the log and the groups either. The
 -- check runs on the locked, newest row; the log and the groups are written
 -- from what the update returns, so they follow it exactly.
--- Nothing here grows with the log or the groups: a reason is looked up by
--- its key, and the job's error_groups counts the places handed out.
+-- Nothing here grows with the log or the groups: the batch's reasons are
+-- looked up by key (import_job_error_reasons, inlined), and the job's
+-- error_groups counts the places handed out, under the row's lock.
 -- Returns the job's status (after the change, or as it is when the batch was
 -- applied already), or no row when no job has this id.
 WITH reason AS (
-    -- The batch's reasons, grouped by their text (then keyed: a key per
-    -- entry costs more than the grouping), and whether the job has a group
-    -- for each: a lookup by key each, a scalar subquery that the planner
-    -- does not turn into a hash of all the job's groups as it may an EXISTS.
-    SELECT keyed.*,
-           coalesce((SELECT true FROM import_job_error_group AS g
-                      WHERE g.job_id = %(id)s::uuid AND g.key = keyed.key), false) AS known
-      FROM (SELECT grouped.*,
-                   import_job_error_key(grouped.type, grouped.field, grouped.message) AS key
-              FROM (SELECT item.value ->> 'type' AS type, item.value ->> 'field' AS field,
-                           item.value ->> 'message' AS message, count(*) AS count,
-                           min(item.n) AS first
-                      FROM jsonb_array_elements(%(entries)s::jsonb)
-                           WITH ORDINALITY AS item (value, n)
-                     GROUP BY 1, 2, 3) AS grouped
-             OFFSET 0) AS keyed
+    SELECT * FROM import_job_error_reasons(%(id)s::uuid, %(entries)s::jsonb)
 ), applied AS (
     UPDATE import_job
        SET processed_rows = processed_rows + %(processed)s::bigint,
@@ -70,7 +56,7 @@ WITH reason AS (
            errors_recorded = errors_recorded + jsonb_array_length(%(entries)s::jsonb)
                              + %(entries_dropped)s::bigint,
            -- A place for each reason new to the job, whether or not one is left.
-           error_groups = error_groups + (SELECT count(*) FROM reason WHERE NOT known),
+           error_groups = error_groups + (SELECT count(place) FROM reason),
            heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
                                THEN now() ELSE heartbeat_at END,
            worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
@@ -98,8 +84,8 @@ WITH reason AS (
      WHERE numbered.n <= coalesce(%(error_log_limit)s::bigint, 9223372036854775807)
 ), counted AS (
     -- A new reason takes the next place, in the order the batch first shows
-    -- it (the places before the batch's are error_groups less its new ones);
-    -- past max_groups it counts under "other".
+    -- it (the places before the batch's are the returned error_groups less
+    -- its new ones); past max_groups it counts under "other".
     INSERT INTO import_job_error_group AS g (job_id, key, type, field, message, count)
     SELECT applied.id, placed.key, placed.type, placed.field, placed.message,
            sum(placed.count)::bigint
@@ -111,11 +97,8 @@ WITH reason AS (
                            CASE WHEN fits THEN message END AS message,
                            count
                       FROM (SELECT reason.*,
-                                   known OR applied.error_groups
-                                            - count(*) FILTER (WHERE NOT known) OVER ()
-                                            + row_number() OVER (PARTITION BY known
-                                                                 ORDER BY first)
-                                            <= %(max_groups)s::bigint AS fits
+                                   known OR applied.error_groups - (SELECT count(place) FROM reason)
+                                            + place <= %(max_groups)s::bigint AS fits
                               FROM reason) AS ranked
                     UNION ALL
                     SELECT '00000000-0000-0000-0000-000000000000'::uuid, NULL, NULL, NULL,

@@ -52,10 +52,11 @@ APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT USAGE ON SCHEMA public TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job TO {app}",
     # The error log and its counts of reasons (migration 0011), and the
-    # function that keys a reason, which the statements counting them call.
+    # functions that key and sort reasons, which the statements counting them call.
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error_group TO {app}",
     "GRANT EXECUTE ON FUNCTION import_job_error_key(text, text, text) TO {app}",
+    "GRANT EXECUTE ON FUNCTION import_job_error_reasons(uuid, jsonb) TO {app}",
 )
 TABLES = ("import_job", "import_job_error", "import_job_error_group")
 
@@ -123,12 +124,13 @@ def deployment(empty_db_url: str) -> Iterator[Deployment]:
         with psycopg.connect(owner_url, autocommit=True) as conn:
             for grant in APP_GRANTS:
                 conn.execute(sql.SQL(grant).format(app=sql.Identifier(app)))
-            # Trigger functions run without an EXECUTE check; the key's
-            # function runs by the grant above.
+            # Trigger functions run without an EXECUTE check; the reasons'
+            # functions run by the grants above.
             for function in (
                 "import_job_notify()",
                 "import_job_forget_errors()",
                 "import_job_error_key(text, text, text)",
+                "import_job_error_reasons(uuid, jsonb)",
             ):
                 conn.execute(
                     sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(sql.SQL(function))
@@ -161,6 +163,8 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
             "       has_function_privilege(%(app)s, 'import_job_forget_errors()', 'EXECUTE'),"
             "       has_function_privilege("
             "           %(app)s, 'import_job_error_key(text, text, text)', 'EXECUTE'),"
+            "       has_function_privilege("
+            "           %(app)s, 'import_job_error_reasons(uuid, jsonb)', 'EXECUTE'),"
             "       has_table_privilege(%(app)s, '_yoyo_migration', 'SELECT')",
             {"app": deployment.app},
         ).fetchall()
@@ -171,9 +175,9 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
         for table in TABLES
         for privilege in privileges
     }
-    # USAGE, not CREATE; no EXECUTE on the trigger functions, on the key's
-    # function by its grant; nothing of yoyo's.
-    assert schema == (True, False, False, False, True, False)
+    # USAGE, not CREATE; no EXECUTE on the trigger functions, on the
+    # reasons' functions by their grants; nothing of yoyo's.
+    assert schema == (True, False, False, False, True, True, False)
 
 
 def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) -> None:

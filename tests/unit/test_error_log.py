@@ -118,6 +118,25 @@ def test_error_summary_groups_exactly_largest_first(side: Any) -> None:
     assert side.error_summary(side.create(ImportJob(source_type="csv", filename="q")).id) == []
 
 
+def test_reasons_whose_joined_texts_match_stay_apart(side: Any) -> None:
+    # A reason's key length-prefixes each text: no separator can be forged.
+    job = side.create(ImportJob(source_type="csv", filename="p.csv"))
+    entries: list[dict[str, str | None]] = [
+        {"type": "a", "field": "b,c", "message": ""},
+        {"type": "a,b", "field": "c", "message": ""},
+        {"type": "a", "field": "b", "message": None},
+        {"type": "a", "field": "b", "message": ""},
+        {"type": "1:a", "message": ""},
+        {"field": "1:a", "message": ""},
+    ]
+    side.add_errors(job.id, entries)
+    summary = side.error_summary(job.id)
+    assert {(g.type, g.field, g.message, g.count) for g in summary} == {
+        (e.get("type"), e.get("field"), e.get("message"), 1) for e in entries
+    }
+    assert len(summary) == len(entries)
+
+
 def test_the_groups_of_a_job_are_bounded(side: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importjob.repository, "MAX_ERROR_GROUPS", 3)
     job = side.create(ImportJob(source_type="csv", filename="p.csv"))
@@ -262,12 +281,15 @@ def test_a_rescued_job_logs_its_lost_worker(side: Any, conn: psycopg.Connection[
 
 
 def test_a_deleted_job_takes_its_log_and_reasons(conn: psycopg.Connection[Any]) -> None:
+    # No foreign key: a statement-level trigger deletes them, and only theirs.
     repo = ImportJobRepository(conn)
     job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
+    kept = repo.create(ImportJob(source_type="csv", filename="kept.csv"))
     repo.add_errors(job.id, [_entry(1), _entry(2)])
+    repo.add_errors(kept.id, [_entry(3)])
     conn.execute("DELETE FROM import_job WHERE id = %s", [job.id])
-    assert conn.execute("SELECT count(*) FROM import_job_error").fetchone() == (0,)
-    assert conn.execute("SELECT count(*) FROM import_job_error_group").fetchone() == (0,)
+    assert conn.execute("SELECT job_id, n FROM import_job_error").fetchall() == [(kept.id, 1)]
+    assert conn.execute("SELECT job_id FROM import_job_error_group").fetchall() == [(kept.id,)]
 
 
 def test_purge_deletes_logs_in_bounded_batches(side: Any, conn: psycopg.Connection[Any]) -> None:
