@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import async_calls, errors, per_call, table_size, tracker, workers, writes
+from benchmarks import (
+    async_calls,
+    error_log,
+    errors,
+    per_call,
+    table_size,
+    tracker,
+    workers,
+    writes,
+)
 from benchmarks._harness import (
     Report,
     Section,
@@ -24,6 +33,7 @@ SECTIONS: tuple[Section, ...] = (
     errors.SECTION,
     async_calls.SECTION,
     writes.SECTION,
+    error_log.SECTION,
 )
 
 

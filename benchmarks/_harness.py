@@ -42,6 +42,8 @@ ADVANCE_ONE_ROW: dict[str, Any] = {
     "entries": "[]",
     "entries_dropped": 0,
     "max_errors": 1000,
+    "error_log_limit": 1_000_000,
+    "max_groups": 1000,
     "worker_id": None,
     "batch_key": None,
     "batch_number": None,

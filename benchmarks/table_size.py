@@ -75,10 +75,16 @@ def _plans(url: str, report: Report) -> None:
         "get_by_id": ("get_by_id", {"id": known}),
         "list_by_status(limit=50)": ("list_by_status", {"status": "pending", "limit": 50}),
         "claim_next": ("claim_next", {"worker_id": "bench"}),
-        "list_recent(limit=50)": ("list_recent", {"limit": 50}),
+        "list_recent(limit=50)": ("list_recent", {"limit": 50, "with_errors": False}),
         "rescue_stale": (
             "rescue_stale",
-            {"older_than": timedelta(minutes=5), "requeue": False, "max_errors": 1000},
+            {
+                "older_than": timedelta(minutes=5),
+                "requeue": False,
+                "max_errors": 1000,
+                "error_log_limit": 1_000_000,
+                "max_groups": 1000,
+            },
         ),
     }
     for name, (statement, params) in statements.items():
@@ -101,7 +107,8 @@ def table_size_lines(url: str, report: Report, small: int, large: int, samples: 
         with connect(small_url) as conn:
             _fill(conn, small, pending=pending)
         with connect(url) as conn:
-            conn.execute("TRUNCATE import_job")
+            # The error log and its reasons reference the jobs: they go too.
+            conn.execute("TRUNCATE import_job, import_job_error, import_job_error_group")
             _fill(conn, large, pending=pending)
         at_small, at_large = _size_calls(small_url), _size_calls(url)
         for name in at_small:

@@ -9,7 +9,7 @@ The exceptions live in `importjob.exceptions`.
 """
 
 from importjob._identity import worker_id
-from importjob.models import ImportJob, ImportJobStatus, SourceType
+from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, SourceType
 from importjob.repository import AsyncImportJobRepository, ImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
 from importjob.tracking import AsyncTracker, Tracker, track, track_async
@@ -17,6 +17,7 @@ from importjob.tracking import AsyncTracker, Tracker, track, track_async
 __all__ = [
     "AsyncImportJobRepository",
     "AsyncTracker",
+    "ErrorGroup",
     "ImportJob",
     "ImportJobRepository",
     "ImportJobStatus",

@@ -64,7 +64,7 @@ class WatchState:
         if now - self._registered_at >= REFRESH_SECONDS:
             self._registered_at = now
             return "watch"
-        return "get_by_id"
+        return "watch_read"
 
     def changed(self, row: Any) -> ImportJob | None:
         """Return the job read, when it differs from the last one returned.

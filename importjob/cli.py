@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+import attrs
 import click
 import psycopg
 from rich.console import Console
@@ -51,12 +52,14 @@ from importjob.exceptions import (
     InvalidStatusTransitionError,
     SchemaMissingError,
 )
-from importjob.models import ImportJob, ImportJobStatus
-from importjob.repository import ImportJobRepository
+from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
+from importjob.repository import EXPORT_FORMATS, ImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
 from importjob.tracking import track
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
+# How many of a job's error reasons `show` prints, largest first.
+SHOWN_REASONS = 10
 
 _DURATION = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -309,7 +312,8 @@ def list_jobs(ctx: click.Context, status: str | None, limit: int, as_json: bool)
     with _database(ctx).repository() as repo:
         jobs = repo.list_recent(status, limit)
     if as_json:
-        _print_json([job.to_dict() for job in jobs])
+        # The list reads no entries: leave out the empty array rather than show it.
+        _print_json([{k: v for k, v in job.to_dict().items() if k != "errors"} for job in jobs])
         return
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
@@ -337,15 +341,23 @@ def list_jobs(ctx: click.Context, status: str | None, limit: int, as_json: bool)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
-    """Show every field of a job, its rate, and its stored errors."""
+    """Show every field of a job, its rate, its top error reasons and its first errors."""
     with _database(ctx).repository() as repo:
         job = repo.get_by_id(job_id)
-    if job is None:
-        raise ImportJobNotFoundError(job_id)
+        if job is None:
+            raise ImportJobNotFoundError(job_id)
+        reasons = repo.error_summary(job_id, limit=SHOWN_REASONS)
     now = datetime.now(UTC)
     elapsed, rate = _elapsed(job, now), _rate(job, now)
     if as_json:
-        _print_json({**job.to_dict(), "elapsed_seconds": elapsed, "rows_per_second": rate})
+        _print_json(
+            {
+                **job.to_dict(),
+                "elapsed_seconds": elapsed,
+                "rows_per_second": rate,
+                "error_summary": [attrs.asdict(group) for group in reasons],
+            }
+        )
         return
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold")
@@ -358,8 +370,13 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     fields.add_row("rate", "-" if rate is None else f"{rate:.1f} rows/s")
     console = _console()
     console.print(fields)
+    if reasons:
+        console.print()
+        console.print(_reasons_table(reasons))
     if not job.errors:
         console.print("\nno errors stored")
+        if job.errors_logged:  # stored by a repository with max_errors=0
+            console.print(f"the error log holds {job.errors_logged:,}: importjob errors {job.id}")
         return
     errors = Table(title=f"errors ({len(job.errors)} stored)", title_justify="left")
     for column in ("row", "field", "message"):
@@ -374,6 +391,59 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     console.print(errors)
     if job.errors_dropped:
         console.print(f"{job.errors_dropped} more not stored (past the bound)")
+    console.print(
+        f"the error log holds {job.errors_logged:,}"
+        f" entr{'y' if job.errors_logged == 1 else 'ies'}: importjob errors {job.id}"
+    )
+
+
+def _reasons_table(reasons: list[ErrorGroup]) -> Table:
+    table = Table(title="top reasons", title_justify="left")
+    for column in ("count", "type", "field", "message"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for group in reasons:
+        if group.other:
+            table.add_row(f"{group.count:,}", "(other reasons)", "", "")
+        else:
+            table.add_row(
+                f"{group.count:,}", group.type or "-", group.field or "-", group.message or "-"
+            )
+    return table
+
+
+@main.command(name="errors")
+@click.argument("job_id", type=_JobId())
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(EXPORT_FORMATS),
+    default="csv",
+    show_default=True,
+    help="csv: n, type, row, line_number, field, message, value, entry; jsonl: one entry a line.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+    default="-",
+    help="Write to this file (default: stdout).",
+)
+@click.pass_context
+def export_errors(ctx: click.Context, job_id: uuid.UUID, export_format: str, output: str) -> None:
+    """Export every logged error entry of a job, in recording order."""
+    with _database(ctx).repository() as repo:
+        if output == "-":
+            written = repo.export_errors(job_id, sys.stdout.buffer, format=export_format)
+        else:
+            # Written beside the target and renamed over it: an unknown job leaves no file.
+            partial = f"{output}.partial"
+            try:
+                with open(partial, "wb") as out:
+                    written = repo.export_errors(job_id, out, format=export_format)
+                os.replace(partial, output)
+            finally:
+                if os.path.exists(partial):
+                    os.remove(partial)
+    click.echo(f"exported {written:,} error entr{'y' if written == 1 else 'ies'}", err=True)
 
 
 class _RateColumn(ProgressColumn):

@@ -29,7 +29,7 @@ import attrs
 from importjob import _validate
 from importjob.exceptions import InvalidFieldError
 
-__all__ = ["ImportJob", "ImportJobStatus", "SourceType"]
+__all__ = ["ErrorGroup", "ImportJob", "ImportJobStatus", "SourceType"]
 
 
 class ImportJobStatus(enum.StrEnum):
@@ -174,6 +174,9 @@ class ImportJob:
     first, up to the repository's bound; ``errors_dropped`` counts the entries
     that did not fit. ``errors`` may also hold job-level entries (the
     exception that ended an import, a lost worker), which no counter counts.
+    ``errors_logged`` counts the entries its error log holds (every entry,
+    up to the repository's ``error_log_limit``: read them with
+    ``iter_errors`` or ``export_errors``).
     ``worker_id`` and ``heartbeat_at`` say which worker runs the job and
     when it last showed life.
     """
@@ -194,6 +197,7 @@ class ImportJob:
     heartbeat_at: datetime | None = attrs.field(default=None, validator=_is_aware)
     worker_id: str | None = attrs.field(default=None, converter=_to_worker_id)
     errors_dropped: int = attrs.field(default=0, validator=_is_count)
+    errors_logged: int = attrs.field(default=0, validator=_is_count)
 
     def __attrs_post_init__(self) -> None:
         # The same rules as the table's CHECK constraints, said first and better.
@@ -228,6 +232,24 @@ class ImportJob:
         return job_from_values([row[name] for name in COLUMNS])
 
 
+@attrs.frozen(kw_only=True)
+class ErrorGroup:
+    """How many of a job's error entries share one reason: a ``type``, ``field`` and ``message``.
+
+    Counts are exact over every entry ever recorded for the job, those past
+    ``max_errors`` and ``error_log_limit`` included. An entry without one of
+    the three groups under None there. A job keeps at most
+    `importjob.repository.MAX_ERROR_GROUPS` groups; entries of any group
+    past those count in one group with ``other`` true (and the three None).
+    """
+
+    type: str | None
+    field: str | None
+    message: str | None
+    count: int = attrs.field(validator=_is_count)
+    other: bool = False
+
+
 #: The ``import_job`` columns every statement returning jobs selects, in this
 #: order: the model's fields.
 COLUMNS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ImportJob))
@@ -252,6 +274,7 @@ COLUMNS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ImportJob)
     _set_heartbeat_at,
     _set_worker_id,
     _set_errors_dropped,
+    _set_errors_logged,
 ) = (ImportJob.__dict__[name].__set__ for name in COLUMNS)
 _new = object.__new__
 
@@ -279,4 +302,5 @@ def job_from_values(values: Sequence[Any]) -> ImportJob:
     _set_heartbeat_at(job, values[13])
     _set_worker_id(job, values[14])
     _set_errors_dropped(job, values[15])
+    _set_errors_logged(job, values[16])
     return job

@@ -10,17 +10,20 @@ only execute.
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 import time
 from collections.abc import (
     AsyncGenerator,
+    AsyncIterator,
     Callable,
     Generator,
+    Iterator,
     Mapping,
     Sequence,
 )
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -39,11 +42,26 @@ from importjob.exceptions import (
     InvalidFieldError,
     InvalidStatusTransitionError,
 )
-from importjob.models import ImportJob, ImportJobStatus, job_from_values
+from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, job_from_values
 
-__all__ = ["DEFAULT_MAX_ERRORS", "AsyncImportJobRepository", "ImportJobRepository"]
+__all__ = [
+    "DEFAULT_ERROR_LOG_LIMIT",
+    "DEFAULT_MAX_ERRORS",
+    "EXPORT_FORMATS",
+    "MAX_ERROR_GROUPS",
+    "AsyncImportJobRepository",
+    "ImportJobRepository",
+]
 
 DEFAULT_MAX_ERRORS = 1000
+DEFAULT_ERROR_LOG_LIMIT = 1_000_000
+# Distinct (type, field, message) groups a job counts; the entries of any
+# further group count under one "other" group, so a message that embeds the
+# row's value cannot grow the job's groups without end.
+MAX_ERROR_GROUPS = 1000
+EXPORT_FORMATS = ("csv", "jsonl")
+# export_errors hands the file this much at a time, not one write per entry.
+_EXPORT_CHUNK = 1 << 16
 # A watcher whose connection is cut reconnects after 0.1 s, then twice as
 # long each time (at most 2 s), 10 times: about 15 s in all.
 WATCH_RETRY = Backoff(attempts=10)
@@ -85,6 +103,47 @@ def _reopen_params(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any])
     return params
 
 
+class _ExportSink:
+    """Gather the COPY data of an export and hand it to the file in chunks.
+
+    Nothing reaches the file before the first chunk is full or `close`, so
+    the export of an unknown job, told apart after the COPY (no rows), writes
+    nothing, not even the CSV header. One call per row: kept to an append
+    and a length check.
+    """
+
+    def __init__(self, out: Any) -> None:
+        self._write = out.write
+        self._chunk = bytearray()
+
+    def write(self, data: Any) -> None:
+        chunk = self._chunk
+        chunk += data
+        if len(chunk) >= _EXPORT_CHUNK:
+            self._write(chunk)
+            chunk.clear()
+
+    def close(self) -> None:
+        """Write what is left."""
+        if self._chunk:
+            self._write(self._chunk)
+            self._chunk.clear()
+
+
+def _check_out(out: object) -> None:
+    """Refuse what cannot take the export's bytes: a closed or text-mode file."""
+    if isinstance(out, io.TextIOBase) or not callable(getattr(out, "write", None)):
+        raise InvalidFieldError("out", "must be a binary file object (open with 'wb')", out)
+    if getattr(out, "closed", False):
+        raise InvalidFieldError("out", "must be open", out)
+    mode = getattr(out, "mode", "b")
+    if isinstance(mode, str) and "b" not in mode:
+        raise InvalidFieldError("out", "must be a binary file object (open with 'wb')", out)
+    writable = getattr(out, "writable", None)
+    if callable(writable) and not writable():
+        raise InvalidFieldError("out", "must be open for writing", out)
+
+
 def _watcher_params(reopen: _Params) -> _Params:
     # The watcher's own connection, to the same database as the caller's.
     return {**reopen, "autocommit": True, "application_name": "importjob watch"}
@@ -108,15 +167,30 @@ class _RepositoryCore:
     result or exception. The twins only execute.
     """
 
-    def __init__(self, *, max_errors: int = DEFAULT_MAX_ERRORS) -> None:
+    def __init__(
+        self,
+        *,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        error_log_limit: int | None = DEFAULT_ERROR_LOG_LIMIT,
+    ) -> None:
         self._max_errors = _validate.count("max_errors", max_errors)
+        self._error_log_limit = (
+            None
+            if error_log_limit is None
+            else _validate.positive("error_log_limit", error_log_limit)
+        )
         # The statements by name, looked up in one step on every call.
         self._sql = queries()
 
     @property
     def max_errors(self) -> int:
-        """Return how many error entries a job keeps at most."""
+        """Return how many error entries a job keeps at most in its ``errors``."""
         return self._max_errors
+
+    @property
+    def error_log_limit(self) -> int | None:
+        """Return how many error entries a job's error log keeps at most (None: all)."""
+        return self._error_log_limit
 
     # Parameters. Each checks its input and raises InvalidFieldError first.
 
@@ -191,6 +265,8 @@ class _RepositoryCore:
             "entries": _validate.dump_entries(entries, entries_field),
             "entries_dropped": _validate.count("entries_dropped", entries_dropped),
             "max_errors": self._max_errors,
+            "error_log_limit": self._error_log_limit,
+            "max_groups": MAX_ERROR_GROUPS,
             "worker_id": None if worker_id is None else _validate.worker_id(worker_id),
             "batch_key": batch_key,
             "batch_number": batch_number,
@@ -201,6 +277,8 @@ class _RepositoryCore:
             "id": _validate.job_id(job_id),
             "entries": _validate.dump_entries(entries, field),
             "max_errors": self._max_errors,
+            "error_log_limit": self._error_log_limit,
+            "max_groups": MAX_ERROR_GROUPS,
         }
 
     @staticmethod
@@ -224,6 +302,8 @@ class _RepositoryCore:
             "older_than": _validate.duration("older_than", older_than),
             "requeue": requeue,
             "max_errors": self._max_errors,
+            "error_log_limit": self._error_log_limit,
+            "max_groups": MAX_ERROR_GROUPS,
         }
 
     @staticmethod
@@ -234,8 +314,38 @@ class _RepositoryCore:
         }
 
     @staticmethod
-    def _recent_query(status: object, limit: object) -> tuple[str, _Params]:
-        params: _Params = {"limit": _validate.positive("limit", limit)}
+    def _summary_params(job_id: object, limit: object) -> _Params:
+        return {"id": _validate.job_id(job_id), "limit": _validate.positive("limit", limit)}
+
+    @staticmethod
+    def _page_params(job_id: object, batch: object) -> _Params:
+        return {
+            "id": _validate.job_id(job_id),
+            "batch": _validate.positive("batch", batch),
+            "after": 0,
+        }
+
+    @staticmethod
+    def _export_query(
+        job_id: object,
+        out: object,
+        format: object,
+    ) -> tuple[str, _Params, _ExportSink]:
+        params: _Params = {"id": _validate.job_id(job_id)}
+        if format == "csv":
+            name = "export_errors_csv"
+        elif format == "jsonl":
+            name = "export_errors_jsonl"
+        else:
+            raise InvalidFieldError("format", f"must be one of {', '.join(EXPORT_FORMATS)}", format)
+        _check_out(out)
+        return name, params, _ExportSink(out)
+
+    @staticmethod
+    def _recent_query(status: object, limit: object, with_errors: object) -> tuple[str, _Params]:
+        if not isinstance(with_errors, bool):
+            raise InvalidFieldError("with_errors", "must be True or False", with_errors)
+        params: _Params = {"limit": _validate.positive("limit", limit), "with_errors": with_errors}
         if status is None:
             return "list_recent", params
         params["status"] = ImportJobStatus.parse(status).value
@@ -280,6 +390,36 @@ class _RepositoryCore:
         return ImportJobStatus(row[0])
 
     @staticmethod
+    def _summary_result(params: _Params, rows: list[tuple[Any, ...]]) -> list[ErrorGroup]:
+        if not rows:
+            raise ImportJobNotFoundError(params["id"])
+        return [
+            ErrorGroup(type=type_, field=field, message=message, count=count, other=other)
+            for type_, field, message, count, other in rows
+            if count is not None
+        ]
+
+    @staticmethod
+    def _page_result(
+        params: _Params, rows: list[tuple[Any, ...]]
+    ) -> tuple[list[dict[str, Any]], _Params | None]:
+        """Return a page's entries, and the next page's parameters (None after the last)."""
+        if not rows:
+            raise ImportJobNotFoundError(params["id"])
+        entries = [entry for n, entry in rows if n is not None]
+        if len(entries) < params["batch"]:
+            return entries, None
+        return entries, {**params, "after": rows[-1][0]}
+
+    @staticmethod
+    def _purge_result(row: tuple[int, int] | None) -> tuple[int, bool]:
+        """Return the jobs a purge batch deleted, and whether another batch is due."""
+        if row is None:
+            return 0, False
+        jobs, entries = row
+        return jobs, jobs + entries > 0
+
+    @staticmethod
     def _found(params: _Params, rowcount: int) -> None:
         if rowcount == 0:
             raise ImportJobNotFoundError(params["id"])
@@ -298,17 +438,25 @@ class ImportJobRepository(_RepositoryCore):
     ``with conn.transaction():`` the calls join that transaction. On a
     connection that is not in autocommit mode, the caller commits.
 
-    A job keeps at most ``max_errors`` error entries, the oldest; the ones
-    past the bound are counted in ``errors_dropped``.
+    A job keeps at most ``max_errors`` error entries in its ``errors``, the
+    oldest; the ones past the bound are counted in ``errors_dropped``. Every
+    entry also goes to the job's error log, a table of its own, up to
+    ``error_log_limit`` entries per job (default 1,000,000; None for no
+    limit), and is counted by its reason (`error_summary`). Read the log with
+    `iter_errors`, or write it to a file with `export_errors`.
 
     Driver errors come out as `importjob.exceptions.DataImportError`
     subclasses with the driver's exception as ``__cause__``.
     """
 
     def __init__(
-        self, conn: psycopg.Connection[Any], *, max_errors: int = DEFAULT_MAX_ERRORS
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        error_log_limit: int | None = DEFAULT_ERROR_LOG_LIMIT,
     ) -> None:
-        super().__init__(max_errors=max_errors)
+        super().__init__(max_errors=max_errors, error_log_limit=error_log_limit)
         self._conn = conn
         # One cursor serves every call: making a cursor costs more than the
         # rest of a call. The lock keeps a tracker's heartbeat thread from
@@ -354,10 +502,20 @@ class ImportJobRepository(_RepositoryCore):
         return self._all("list_by_status", self._list_params(status, limit), job_from_values)
 
     def list_recent(
-        self, status: ImportJobStatus | str | None = None, limit: int = 50
+        self,
+        status: ImportJobStatus | str | None = None,
+        limit: int = 50,
+        *,
+        with_errors: bool = False,
     ) -> list[ImportJob]:
-        """Return at most ``limit`` jobs, newest first, in ``status`` when given."""
-        name, params = self._recent_query(status, limit)
+        """Return at most ``limit`` jobs, newest first, in ``status`` when given.
+
+        A list shows progress: the jobs come without their error entries
+        (``errors`` empty; ``error_count``, ``errors_dropped`` and
+        ``errors_logged`` tell how many there are), which are not even read,
+        unless ``with_errors=True``. `get_by_id` reads one job whole.
+        """
+        name, params = self._recent_query(status, limit, with_errors)
         return self._all(name, params, job_from_values)
 
     def watch(
@@ -370,7 +528,9 @@ class ImportJobRepository(_RepositoryCore):
         the iterator runs (only watched jobs notify, migration 0007), and
         read at least every 5 s besides, so no change is missed; the mark
         lapses within 30 s of the last watcher leaving. A burst of changes
-        yields one snapshot. When the connection is cut, it reconnects,
+        yields one snapshot. Snapshots show progress: they come without
+        the job's error entries (``errors`` empty; the counts are there),
+        which are not read. When the connection is cut, it reconnects,
         marks, re-reads and goes on (giving up after about 15 s with
         `ImportJobDatabaseError`). Raises `ImportJobNotFoundError` when the
         job does not exist (or is deleted) and `TimeoutError` when
@@ -541,10 +701,64 @@ class ImportJobRepository(_RepositoryCore):
         params = self._purge_params(older_than, batch)
         purged = 0
         while True:
-            deleted = self._count("purge_finished", params)
+            deleted, more = self._purge_result(self._one("purge_finished", params, _values))
             purged += deleted
-            if deleted < params["batch_size"]:
+            if not more:
                 return purged
+
+    def error_summary(self, job_id: UUID | str, limit: int = 20) -> list[ErrorGroup]:
+        """Return the job's most common error reasons, largest count first.
+
+        Each `ErrorGroup` counts the entries of one ``type``, ``field`` and
+        ``message``, exactly, over every entry recorded for the job (those
+        past ``max_errors`` and ``error_log_limit`` included); at most
+        ``limit`` groups. Reads the job's groups, not its log. Raises
+        `ImportJobNotFoundError` when no job has this id.
+        """
+        params = self._summary_params(job_id, limit)
+        return self._summary_result(params, self._all("error_summary", params, _values))
+
+    def iter_errors(self, job_id: UUID | str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
+        """Yield every entry of the job's error log, in recording order.
+
+        Reads ``batch`` entries at a time, one statement per page through the
+        log's key, so memory stays constant for any log size. Arguments are
+        checked now; `ImportJobNotFoundError` (no job has this id) is raised
+        when iterating.
+        """
+        return self._pages(self._page_params(job_id, batch))
+
+    def _pages(self, params: _Params | None) -> Iterator[dict[str, Any]]:
+        while params is not None:
+            entries, params = self._page_result(params, self._all("error_page", params, _values))
+            for entry in entries:  # noqa: UP028 - as the async twin, where yield from cannot be
+                yield entry
+
+    def export_errors(
+        self,
+        job_id: UUID | str,
+        out: BinaryIO,
+        *,
+        format: str = "csv",
+    ) -> int:
+        """Write every entry of the job's error log to ``out``; return how many.
+
+        ``out`` is a binary file object open for writing. ``format="csv"``: a
+        header, then one line per entry with the columns ``n`` (recording
+        order, from 1), ``type``, ``row``, ``line_number``, ``field``,
+        ``message``, ``value`` and ``entry`` (the whole entry as JSON);
+        ``format="jsonl"``: one entry, as a JSON object, per line. Streamed by
+        PostgreSQL's ``COPY ... TO STDOUT`` in one statement and handed to
+        ``out`` in 64 KiB chunks: constant memory. Raises `InvalidFieldError`
+        for an unknown format or a closed or text-mode ``out`` and
+        `ImportJobNotFoundError` when no job has this id (writing nothing).
+        """
+        name, params, sink = self._export_query(job_id, out, format)
+        rows = self._copy(name, params, sink)
+        if rows == 0 and self._one("get_by_id", params, _values) is None:
+            raise ImportJobNotFoundError(params["id"])
+        sink.close()
+        return rows
 
     # Every statement runs on the one cursor, under the lock, its driver
     # errors translated. Written out in each of _one, _all and _count, with
@@ -585,6 +799,20 @@ class ImportJobRepository(_RepositoryCore):
         finally:
             self._lock.release()
 
+    def _copy(self, name: str, params: _Params, sink: _ExportSink) -> int:
+        # A COPY ... TO STDOUT into sink; the rows it copied, from its command tag.
+        self._lock.acquire()
+        try:
+            cursor = self._cursor or self._new_cursor()
+            with cursor.copy(self._sql[name], params) as copy:
+                for data in copy:
+                    sink.write(data)
+            return cursor.rowcount
+        except psycopg.Error as exc:
+            raise translate(exc, params) from exc
+        finally:
+            self._lock.release()
+
     def _new_cursor(self) -> psycopg.Cursor[Any]:
         # Made at the first call, not in __init__: a closed connection then
         # fails as a call, translated, like every other driver error.
@@ -600,9 +828,13 @@ class AsyncImportJobRepository(_RepositoryCore):
     """
 
     def __init__(
-        self, conn: psycopg.AsyncConnection[Any], *, max_errors: int = DEFAULT_MAX_ERRORS
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        *,
+        max_errors: int = DEFAULT_MAX_ERRORS,
+        error_log_limit: int | None = DEFAULT_ERROR_LOG_LIMIT,
     ) -> None:
-        super().__init__(max_errors=max_errors)
+        super().__init__(max_errors=max_errors, error_log_limit=error_log_limit)
         self._conn = conn
         # One cursor for every call, as in the sync twin; the lock keeps a
         # tracker's heartbeat task from reading another task's result.
@@ -641,10 +873,14 @@ class AsyncImportJobRepository(_RepositoryCore):
         return await self._all("list_by_status", self._list_params(status, limit), job_from_values)
 
     async def list_recent(
-        self, status: ImportJobStatus | str | None = None, limit: int = 50
+        self,
+        status: ImportJobStatus | str | None = None,
+        limit: int = 50,
+        *,
+        with_errors: bool = False,
     ) -> list[ImportJob]:
         """Return the newest jobs; see `ImportJobRepository.list_recent`."""
-        name, params = self._recent_query(status, limit)
+        name, params = self._recent_query(status, limit, with_errors)
         return await self._all(name, params, job_from_values)
 
     async def watch(
@@ -761,10 +997,44 @@ class AsyncImportJobRepository(_RepositoryCore):
         params = self._purge_params(older_than, batch)
         purged = 0
         while True:
-            deleted = await self._count("purge_finished", params)
+            deleted, more = self._purge_result(await self._one("purge_finished", params, _values))
             purged += deleted
-            if deleted < params["batch_size"]:
+            if not more:
                 return purged
+
+    async def error_summary(self, job_id: UUID | str, limit: int = 20) -> list[ErrorGroup]:
+        """Return the job's most common error reasons; see `ImportJobRepository.error_summary`."""
+        params = self._summary_params(job_id, limit)
+        return self._summary_result(params, await self._all("error_summary", params, _values))
+
+    def iter_errors(
+        self, job_id: UUID | str, *, batch: int = 1000
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every entry of the job's error log; see `ImportJobRepository.iter_errors`."""
+        return self._pages(self._page_params(job_id, batch))
+
+    async def _pages(self, params: _Params | None) -> AsyncIterator[dict[str, Any]]:
+        while params is not None:
+            entries, params = self._page_result(
+                params, await self._all("error_page", params, _values)
+            )
+            for entry in entries:
+                yield entry
+
+    async def export_errors(
+        self,
+        job_id: UUID | str,
+        out: BinaryIO,
+        *,
+        format: str = "csv",
+    ) -> int:
+        """Write the job's error log to ``out``; see `ImportJobRepository.export_errors`."""
+        name, params, sink = self._export_query(job_id, out, format)
+        rows = await self._copy(name, params, sink)
+        if rows == 0 and await self._one("get_by_id", params, _values) is None:
+            raise ImportJobNotFoundError(params["id"])
+        sink.close()
+        return rows
 
     async def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
         await self._lock.acquire()
@@ -792,6 +1062,20 @@ class AsyncImportJobRepository(_RepositoryCore):
         await self._lock.acquire()
         try:
             cursor = await (self._cursor or self._new_cursor()).execute(self._sql[name], params)
+            return cursor.rowcount
+        except psycopg.Error as exc:
+            raise translate(exc, params) from exc
+        finally:
+            self._lock.release()
+
+    async def _copy(self, name: str, params: _Params, sink: _ExportSink) -> int:
+        # A COPY ... TO STDOUT into sink; the rows it copied, from its command tag.
+        await self._lock.acquire()
+        try:
+            cursor = self._cursor or self._new_cursor()
+            async with cursor.copy(self._sql[name], params) as copy:
+                async for data in copy:
+                    sink.write(data)
             return cursor.rowcount
         except psycopg.Error as exc:
             raise translate(exc, params) from exc

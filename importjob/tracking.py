@@ -101,7 +101,9 @@ class _TrackerState(Generic[_Repo]):
         self._heartbeat_seconds = _validate.seconds("heartbeat_seconds", heartbeat_seconds)
         if self._heartbeat_seconds == 0:
             raise InvalidFieldError("heartbeat_seconds", "must be more than 0", heartbeat_seconds)
-        self._max_entries = repo.max_errors
+        # Every entry goes to the job's error log (up to its limit): the
+        # buffer keeps as many as the log could take.
+        self._max_entries = repo.error_log_limit
         # Counted since the last batch was made.
         self._rows = 0
         self._success = 0
@@ -162,8 +164,8 @@ class _TrackerState(Generic[_Repo]):
         return self._rows >= self._every_rows or time.monotonic() >= self._deadline
 
     def _keep(self, entry: dict[str, Any]) -> None:
-        # A job keeps at most max_errors entries: more in the buffer could never be stored.
-        if len(self._entries) < self._max_entries:
+        # A job logs at most error_log_limit entries: more in the buffer could never be stored.
+        if self._max_entries is None or len(self._entries) < self._max_entries:
             self._entries.append(entry)
         else:
             self._entries_dropped += 1

@@ -10,4 +10,4 @@ INSERT INTO import_job (
 )
 RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
           error_count, errors, started_at, completed_at, created_at, updated_at,
-          heartbeat_at, worker_id, errors_dropped;
+          heartbeat_at, worker_id, errors_dropped, errors_logged;

@@ -1,14 +1,42 @@
--- purge_finished: delete at most batch_size ended jobs whose completed_at is
--- older than older_than ago, oldest first. Pending and processing jobs have
--- no completed_at (a CHECK guarantees it) and are never deleted.
--- Returns no row; the caller reads the row count and repeats until a batch
--- comes back short.
-DELETE FROM import_job
- WHERE id IN (
+-- purge_finished: delete ended jobs whose completed_at is older than
+-- older_than ago, oldest first, with their error logs, in a batch bounded
+-- twice: at most batch_size jobs are looked at, and at most batch_size log
+-- entries deleted. A job is deleted once its log is empty (its last entries
+-- deleted by this batch, in recording order); its groups (at most about a
+-- thousand) go with it, deleted by the trigger import_job_forget_errors
+-- once for the statement. Pending and processing jobs have no completed_at
+-- (a CHECK guarantees it) and are never deleted.
+-- Returns one row: the jobs deleted and the log entries deleted; the caller
+-- repeats until a batch deletes neither.
+WITH ended AS (
     SELECT id
       FROM import_job
      WHERE completed_at < now() - %(older_than)s::interval
        AND status IN ('completed', 'failed', 'cancelled')
      ORDER BY completed_at
      LIMIT %(batch_size)s::bigint
-       FOR UPDATE SKIP LOCKED);
+       FOR UPDATE SKIP LOCKED
+), entries AS (
+    DELETE FROM import_job_error AS e
+     USING (SELECT page.job_id, page.n
+              FROM ended
+              CROSS JOIN LATERAL (SELECT job_id, n
+                                    FROM import_job_error
+                                   WHERE job_id = ended.id
+                                   ORDER BY n
+                                   LIMIT %(batch_size)s::bigint) AS page
+             LIMIT %(batch_size)s::bigint) AS doomed
+     WHERE e.job_id = doomed.job_id AND e.n = doomed.n
+    RETURNING e.job_id, e.n
+), jobs AS (
+    DELETE FROM import_job AS job
+     USING ended
+     WHERE job.id = ended.id
+       -- Nothing left in the log past what this batch deleted.
+       AND NOT EXISTS (
+           SELECT FROM import_job_error AS kept
+            WHERE kept.job_id = ended.id
+              AND kept.n > coalesce((SELECT max(n) FROM entries WHERE job_id = ended.id), 0))
+    RETURNING job.id
+)
+SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM entries);

@@ -165,8 +165,10 @@ class SyncSide:
 
     kind = "sync"
 
-    def __init__(self, conn: psycopg.Connection[Any], max_errors: int = 1000) -> None:
-        self.repo = ImportJobRepository(conn, max_errors=max_errors)
+    def __init__(
+        self, conn: psycopg.Connection[Any], max_errors: int = 1000, **options: Any
+    ) -> None:
+        self.repo = ImportJobRepository(conn, max_errors=max_errors, **options)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.repo, name)
@@ -176,6 +178,13 @@ class SyncSide:
 
     def with_max_errors(self, max_errors: int) -> SyncSide:
         return SyncSide(self.repo.connection, max_errors)
+
+    def with_options(self, **options: Any) -> SyncSide:
+        """Return this side with a repository made with these options (error_log_limit=...)."""
+        return SyncSide(self.repo.connection, **options)
+
+    def errors_of(self, job_id: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return list(self.repo.iter_errors(job_id, **kwargs))
 
     def watch_all(self, job_id: Any, timeout: float | None = None) -> list[ImportJob]:
         return list(self.repo.watch(job_id, timeout=timeout))
@@ -196,9 +205,11 @@ class AsyncSide:
 
     kind = "async"
 
-    def __init__(self, runner: asyncio.Runner, conn: Any, max_errors: int = 1000) -> None:
+    def __init__(
+        self, runner: asyncio.Runner, conn: Any, max_errors: int = 1000, **options: Any
+    ) -> None:
         self.runner = runner
-        self.repo = AsyncImportJobRepository(conn, max_errors=max_errors)
+        self.repo = AsyncImportJobRepository(conn, max_errors=max_errors, **options)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.repo, name)
@@ -218,6 +229,16 @@ class AsyncSide:
 
     def with_max_errors(self, max_errors: int) -> AsyncSide:
         return AsyncSide(self.runner, self.repo.connection, max_errors)
+
+    def with_options(self, **options: Any) -> AsyncSide:
+        """Return this side with a repository made with these options (error_log_limit=...)."""
+        return AsyncSide(self.runner, self.repo.connection, **options)
+
+    def errors_of(self, job_id: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        async def collect() -> list[dict[str, Any]]:
+            return [entry async for entry in self.repo.iter_errors(job_id, **kwargs)]
+
+        return self.runner.run(collect())
 
     def watch_all(self, job_id: Any, timeout: float | None = None) -> list[ImportJob]:
         async def collect() -> list[ImportJob]:

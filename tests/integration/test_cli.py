@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -52,7 +54,7 @@ def _one_line_error(result: Any, code: int = 2) -> str:
 
 
 def test_help_on_every_command() -> None:
-    commands = ["migrate", "list", "show", "watch", "cancel", "rescue", "purge", "demo"]
+    commands = ["migrate", "list", "show", "errors", "watch", "cancel", "rescue", "purge", "demo"]
     top = importjob("--help", url=None)
     assert top.returncode == 0
     for command in commands:
@@ -137,6 +139,11 @@ def test_show(db_url: str, jobs: list[ImportJob]) -> None:
     assert "must not be empty" in table
     assert "unterminated quote" in table
     assert "more not stored" not in text
+    # The reasons above the entries, and where the rest is.
+    reasons = text[text.index("top reasons") : text.index("errors (2 stored)")]
+    assert "ImportValidationError" in reasons
+    assert "unterminated quote" in reasons
+    assert f"the error log holds 2 entries: importjob errors {done.id}" in text
 
 
 def test_show_a_failed_job_with_job_level_errors(db_url: str, repo: ImportJobRepository) -> None:
@@ -349,3 +356,44 @@ def test_durations() -> None:
     assert parse("1h30m", None, None) == timedelta(minutes=90)
     assert parse("30d", None, None) == timedelta(days=30)
     assert parse("2w", None, None) == timedelta(weeks=2)
+
+
+def test_errors_exports_every_logged_entry(
+    db_url: str, repo: ImportJobRepository, tmp_path: Path
+) -> None:
+    bounded = ImportJobRepository(repo.connection, max_errors=1)
+    job = bounded.create(ImportJob(source_type="csv", filename="big.csv"))
+    entries = [{"row": n, "field": "q", "message": f'bad, "{n}"'} for n in range(1, 6)]
+    bounded.add_errors(job.id, entries)
+    to_stdout = importjob("errors", str(job.id), url=db_url)
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stderr == "exported 5 error entries\n"
+    rows = list(csv.DictReader(io.StringIO(to_stdout.stdout)))
+    assert [(row["n"], row["row"], row["message"]) for row in rows] == [
+        (str(n), str(n), f'bad, "{n}"') for n in range(1, 6)
+    ]
+    assert [json.loads(row["entry"]) for row in rows] == entries
+    target = tmp_path / "errors.jsonl"
+    to_file = importjob(
+        "errors", str(job.id), "--format", "jsonl", "--output", str(target), url=db_url
+    )
+    assert to_file.returncode == 0, to_file.stderr
+    assert to_file.stdout == ""
+    assert [json.loads(line) for line in target.read_text().splitlines()] == entries
+    shown = json.loads(importjob("show", str(job.id), "--json", url=db_url).stdout)
+    assert shown["errors_logged"] == 5
+    # Five reasons of one entry each (ties in no promised order).
+    assert sorted(shown["error_summary"], key=lambda group: group["message"]) == [
+        {"type": None, "field": "q", "message": f'bad, "{n}"', "count": 1, "other": False}
+        for n in range(1, 6)
+    ]
+
+
+def test_errors_of_an_unknown_job_exits_2_and_writes_nothing(db_url: str, tmp_path: Path) -> None:
+    target = tmp_path / "errors.csv"
+    unknown = "9f911d66-961f-4da0-9a50-0944f3140a69"
+    result = importjob("errors", unknown, "--output", str(target), url=db_url)
+    assert unknown in _one_line_error(result)
+    assert list(tmp_path.iterdir()) == []
+    bad_format = importjob("errors", unknown, "--format", "xml", url=db_url)
+    assert "'xml' is not one of 'csv', 'jsonl'" in _one_line_error(bad_format)

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 import importjob
 from importjob import ImportJob, ImportJobStatus, SourceType, apply_migrations, rollback_migrations
@@ -61,11 +62,8 @@ def test_import_job_table_created(empty_db_url: str) -> None:
     assert _schema(empty_db_url)["tables"] == []
     assert apply_migrations(empty_db_url) == migration_ids()
     schema = _schema(empty_db_url)
-    assert schema["tables"] == ["import_job"]
-    assert [column[0] for column in schema["columns"]] == [
-        *(field.name for field in attrs.fields(ImportJob)),
-        *BOOKKEEPING,
-    ]
+    assert schema["tables"] == TABLES
+    assert [column[0] for column in schema["columns"]] == COLUMN_ORDER
 
 
 def test_import_job_indexes_created(empty_db_url: str) -> None:
@@ -112,7 +110,13 @@ def test_rescue_stale_reads_only_processing_jobs_through_an_index(
     conn.execute("SET enable_bitmapscan = off")
     plan = conn.execute(
         b"EXPLAIN " + query("rescue_stale").encode(),
-        {"older_than": "5 minutes", "requeue": False, "max_errors": 1000},
+        {
+            "older_than": "5 minutes",
+            "requeue": False,
+            "max_errors": 1000,
+            "error_log_limit": None,
+            "max_groups": 1000,
+        },
     ).fetchall()
     text = "\n".join(line for (line,) in plan)
     assert "Index Scan using ix_import_job_status" in text
@@ -131,6 +135,8 @@ FLUSH_COLUMNS = {
     "worker_id",
     "applied_batches",
     "updated_at",
+    "errors_logged",
+    "errors_recorded",
 }
 
 
@@ -218,7 +224,24 @@ BOOKKEEPING = {
     "applied_batches": ["jsonb", "NO", "'{}'::jsonb"],
     # Until when a watcher follows the job (migration 0007): its changes notify.
     "watched_until": ["timestamp with time zone", "YES", None],
+    # The error log's numbering: every entry recorded, logged or not (migration 0011).
+    "errors_recorded": ["bigint", "NO", "0"],
+    # The places for reasons handed out, the bound on the job's groups (migration 0011).
+    "error_groups": ["bigint", "NO", "0"],
 }
+# The tables the migrations make: the jobs, their error logs and the counts of reasons.
+TABLES = ["import_job", "import_job_error", "import_job_error_group"]
+# Columns are added at the end: the seed's fields, 0006's and 0007's
+# bookkeeping, then 0011's field and bookkeeping.
+_FIELDS = [field.name for field in attrs.fields(ImportJob)]
+COLUMN_ORDER = [
+    *_FIELDS[: _FIELDS.index("errors_logged")],
+    "applied_batches",
+    "watched_until",
+    "errors_logged",
+    "errors_recorded",
+    "error_groups",
+]
 
 # Values the database fills in itself, where the model leaves None until stored.
 DATABASE_ASSIGNED = {"id": "gen_random_uuid()", "created_at": "now()", "updated_at": "now()"}
@@ -230,7 +253,8 @@ def test_schema_matches_the_model_column_by_column(conn: psycopg.Connection[Any]
     columns = {name: rest for name, *rest in _schema(url)["columns"]}
     hints = typing.get_type_hints(ImportJob)
     fields = attrs.fields(ImportJob)
-    assert list(columns) == [field.name for field in fields] + list(BOOKKEEPING)
+    assert list(columns) == COLUMN_ORDER
+    assert set(COLUMN_ORDER) == {field.name for field in fields} | set(BOOKKEEPING)
     for name, shape in BOOKKEEPING.items():
         assert columns[name] == shape, name
     for field in fields:
@@ -371,7 +395,7 @@ def test_the_yoyo_command_applies_them(empty_db_url: str, source: str) -> None:
     url = yoyo_url(empty_db_url)
     applied = _yoyo("apply", "--database", url, source)
     assert applied.returncode == 0, applied.stderr
-    assert _schema(empty_db_url)["tables"] == ["import_job"]
+    assert _schema(empty_db_url)["tables"] == TABLES
     assert apply_migrations(empty_db_url) == []  # the same bookkeeping as yoyo's
     rolled_back = _yoyo("rollback", "--all", "--database", url, source)
     assert rolled_back.returncode == 0, rolled_back.stderr
@@ -414,3 +438,54 @@ def test_the_package_is_public_and_typed() -> None:
             p.name for p in (CHECKOUT_MIGRATIONS.parent / "sql").glob("*.sql")
         )
         assert (package / "migrations").is_dir()
+
+
+def test_stored_entries_are_carried_into_the_error_log(empty_db_url: str) -> None:
+    from importjob import ImportJobRepository  # noqa: PLC0415
+
+    apply_migrations(empty_db_url)
+    # Back to before the log, with jobs that stored entries the old way.
+    assert rollback_migrations(empty_db_url, count=2) == migration_ids()[:-3:-1]
+    entries = [
+        {"type": "ImportValidationError", "row": 1, "field": "answer", "message": "empty"},
+        {"type": "ParseError", "line_number": 2, "message": "unterminated quote"},
+        {"type": "ImportValidationError", "row": 3, "field": "answer", "message": "empty"},
+    ]
+    old, clean = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO import_job (id, source_type, filename, errors, errors_dropped)"
+            " VALUES (%s, 'csv', 'old.csv', %s, 2), (%s, 'csv', 'clean.csv', '[]', 0)",
+            [old, Jsonb(entries), clean],
+        )
+        # More jobs than one backfill batch holds (500).
+        conn.execute(
+            "INSERT INTO import_job (source_type, filename, errors)"
+            " SELECT 'text', 'many.txt', jsonb_build_array(jsonb_build_object('row', i))"
+            "   FROM generate_series(1, 1100) AS i"
+        )
+    assert apply_migrations(empty_db_url) == migration_ids()[-2:]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn)
+        assert list(repo.iter_errors(old)) == entries
+        stored = repo.get_by_id(old)
+        assert stored is not None
+        assert (stored.errors, stored.errors_logged, stored.errors_dropped) == (entries, 3, 2)
+        assert [(g.type, g.message, g.count, g.other) for g in repo.error_summary(old)] == [
+            # Dropped before the log: counted, their reasons unknown (ties: the other first).
+            (None, None, 2, True),
+            ("ImportValidationError", "empty", 2, False),
+            ("ParseError", "unterminated quote", 1, False),
+        ]
+        # A new entry goes on from the true recording position: 3 stored + 2 dropped.
+        repo.add_error(old, {"message": "new"})
+        assert conn.execute(
+            "SELECT max(n) FROM import_job_error WHERE job_id = %s", [old]
+        ).fetchone() == (6,)
+        assert list(repo.iter_errors(clean)) == []
+        assert repo.error_summary(clean) == []
+        assert conn.execute("SELECT count(*) FROM import_job_error").fetchone() == (1104,)
+        # Two reasons took places (the dropped entries' "other" takes none); one more now.
+        assert conn.execute(
+            "SELECT error_groups FROM import_job WHERE id = %s", [old]
+        ).fetchone() == (3,)

@@ -11,6 +11,7 @@ changed.
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import os
 import secrets
@@ -50,8 +51,16 @@ COMMAND = Path(sys.executable).with_name("importjob")
 APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT USAGE ON SCHEMA public TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job TO {app}",
+    # The table's CHECK (migration 0009) calls it as the writing role.
+    "GRANT EXECUTE ON FUNCTION import_job_valid TO {app}",
+    # The error log and its counts of reasons (migration 0011), and the
+    # functions that key and sort reasons, which the statements counting them call.
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error TO {app}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error_group TO {app}",
+    "GRANT EXECUTE ON FUNCTION import_job_error_key(text, text, text) TO {app}",
+    "GRANT EXECUTE ON FUNCTION import_job_error_reasons(uuid, jsonb) TO {app}",
 )
-TABLES = ("import_job",)
+TABLES = ("import_job", "import_job_error", "import_job_error_group")
 
 _names = itertools.count()
 
@@ -117,7 +126,18 @@ def deployment(empty_db_url: str) -> Iterator[Deployment]:
         with psycopg.connect(owner_url, autocommit=True) as conn:
             for grant in APP_GRANTS:
                 conn.execute(sql.SQL(grant).format(app=sql.Identifier(app)))
-            conn.execute("REVOKE EXECUTE ON FUNCTION import_job_notify() FROM PUBLIC")
+            # Trigger functions run without an EXECUTE check; the reasons'
+            # functions and the CHECK's run by the grants above.
+            for function in (
+                "import_job_notify()",
+                "import_job_forget_errors()",
+                "import_job_error_key(text, text, text)",
+                "import_job_error_reasons(uuid, jsonb)",
+                "import_job_valid",
+            ):
+                conn.execute(
+                    sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(sql.SQL(function))
+                )
         yield Deployment(
             owner, app, owner_url, _as_role(empty_db_url, app, app_password), app_password
         )
@@ -143,6 +163,14 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
             "SELECT has_schema_privilege(%(app)s, 'public', 'USAGE'),"
             "       has_schema_privilege(%(app)s, 'public', 'CREATE'),"
             "       has_function_privilege(%(app)s, 'import_job_notify()', 'EXECUTE'),"
+            "       has_function_privilege(%(app)s, 'import_job_forget_errors()', 'EXECUTE'),"
+            "       has_function_privilege("
+            "           %(app)s, 'import_job_error_key(text, text, text)', 'EXECUTE'),"
+            "       has_function_privilege("
+            "           %(app)s, 'import_job_error_reasons(uuid, jsonb)', 'EXECUTE'),"
+            "       has_function_privilege(%(app)s, 'import_job_valid("
+            "           text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb,"
+            "           timestamptz, timestamptz)', 'EXECUTE'),"
             "       has_table_privilege(%(app)s, '_yoyo_migration', 'SELECT')",
             {"app": deployment.app},
         ).fetchall()
@@ -153,8 +181,9 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
         for table in TABLES
         for privilege in privileges
     }
-    # USAGE, not CREATE; no EXECUTE on the trigger function; nothing of yoyo's.
-    assert schema == (True, False, False, False)
+    # USAGE, not CREATE; no EXECUTE on the trigger functions, on the
+    # reasons' functions and the CHECK's by their grants; nothing of yoyo's.
+    assert schema == (True, False, False, False, True, True, True, False)
 
 
 def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) -> None:
@@ -186,6 +215,16 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
         assert (claimed.id, claimed.status) == (lost.id, S.PROCESSING)
         [rescued] = repo.rescue_stale(timedelta(0))
         assert (rescued.id, rescued.status) == (lost.id, S.FAILED)
+        # The error log and its reasons: read, summed, exported.
+        # Three reasons of one entry each: ties come in no promised order.
+        assert sorted(group.type or "" for group in repo.error_summary(job.id)) == [
+            "",
+            "ImportValidationError",
+            "ParseError",
+        ]
+        assert len(list(repo.iter_errors(job.id, batch=2))) == 3
+        out = io.BytesIO()
+        assert repo.export_errors(job.id, out, format="jsonl") == 3
         dropped = repo.create(ImportJob(source_type="text", filename="dropped.txt"))
         assert repo.cancel(dropped.id).status is S.CANCELLED
 
@@ -214,6 +253,11 @@ async def _async_operations(url: str) -> list[ImportJob]:
         assert await repo.advance(job.id, processed=2, success=2) is S.PROCESSING
         await repo.add_error(job.id, {"message": "noted"})
         await repo.update_status(job.id, S.COMPLETED)
+        [noted] = await repo.error_summary(job.id)
+        assert (noted.message, noted.count) == ("noted", 1)
+        assert [entry async for entry in repo.iter_errors(job.id)] == [{"message": "noted"}]
+        out = io.BytesIO()
+        assert await repo.export_errors(job.id, out) == 1
 
         tracked = await repo.create(ImportJob(source_type="csv", filename="t.csv", total_rows=3))
         async with track_async(repo, tracked.id, every_rows=2) as tracker:
@@ -299,6 +343,7 @@ def test_the_command_runs_as_the_app_role(deployment: Deployment) -> None:
         for name, args in {
             "list": ["list"],
             "show": ["show", str(shown.id)],
+            "errors": ["errors", str(shown.id)],
             "cancel": ["cancel", str(to_cancel.id)],
             "rescue": ["rescue", "--older-than", "1h"],
             "purge": ["purge", "--older-than", "30d"],
@@ -309,6 +354,7 @@ def test_the_command_runs_as_the_app_role(deployment: Deployment) -> None:
         assert result.returncode == 0, (name, result.stderr)
     assert str(shown.id) in ran["list"].stdout
     assert "shown.csv" in ran["show"].stdout
+    assert ran["errors"].stdout.startswith("n,type,row,line_number,field,message,value,entry")
     assert ran["cancel"].stdout == f"cancelled import job {to_cancel.id}\n"
     assert ran["rescue"].stdout.splitlines() == [
         f"failed {lost.id} (worker worker-gone)",

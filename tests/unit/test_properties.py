@@ -8,6 +8,7 @@ project's documented exceptions; a refused call leaves the table as it was.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Callable
@@ -100,9 +101,27 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
         lambda side, draw, known: side.list_by_status(draw(statuses), draw(counts)),
     ),
     "list_recent": (
-        {"status", "limit"},
+        {"status", "limit", "with_errors"},
         lambda side, draw, known: side.list_recent(
-            draw(st.one_of(st.none(), statuses)), draw(counts)
+            draw(st.one_of(st.none(), statuses)),
+            draw(counts),
+            with_errors=draw(st.one_of(st.booleans(), anything)),
+        ),
+    ),
+    "error_summary": (
+        {"job_id", "limit"},
+        lambda side, draw, known: side.error_summary(_job_ids(draw, known), draw(counts)),
+    ),
+    "iter_errors": (
+        {"job_id", "batch"},
+        lambda side, draw, known: side.errors_of(_job_ids(draw, known), batch=draw(counts)),
+    ),
+    "export_errors": (
+        {"job_id", "out", "format"},
+        lambda side, draw, known: side.export_errors(
+            _job_ids(draw, known),
+            draw(st.one_of(st.builds(io.BytesIO), st.builds(io.StringIO), anything)),
+            format=draw(st.one_of(st.sampled_from(["csv", "jsonl"]), anything)),
         ),
     ),
     "update_progress": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +61,9 @@ CALLS: dict[str, Call] = {
     "claim_next": lambda repo, job: repo.claim_next(),
     "start": lambda repo, job: repo.start(job.id),
     "rescue_stale": lambda repo, job: repo.rescue_stale(timedelta(hours=1)),
+    "error_summary": lambda repo, job: repo.error_summary(job.id),
+    # One page (the job's log is shorter than a batch): one statement.
+    "iter_errors": lambda repo, job: list(repo.iter_errors(job.id)),
     # A refused transition still answers in the one round trip.
     "update_status": _refused,
 }
@@ -98,10 +102,18 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
         },
         "get_by_id": {"id": job.id},
         "list_by_status": {"status": "pending", "limit": 1},
-        "list_recent": {"limit": 1},
-        "list_recent_by_status": {"status": "pending", "limit": 1},
+        "list_recent": {"limit": 1, "with_errors": False},
+        "list_recent_by_status": {"status": "pending", "limit": 1, "with_errors": True},
+        "watch_read": {"id": job.id},
+        "watch": {"id": job.id, "ttl": timedelta(seconds=1)},
         "claim_next": {"worker_id": "w"},
-        "rescue_stale": {"older_than": timedelta(0), "requeue": False, "max_errors": 1},
+        "rescue_stale": {
+            "older_than": timedelta(0),
+            "requeue": False,
+            "max_errors": 1,
+            "error_log_limit": None,
+            "max_groups": 1000,
+        },
     }
     conn = repo.connection
     for name, values in params.items():
@@ -144,3 +156,26 @@ def test_rows_read_by_position_equal_validated_jobs(repo: ImportJobRepository) -
             "heartbeat_at": stored.heartbeat_at,
         }
     )
+
+
+def test_iter_errors_runs_one_statement_per_page(repo: ImportJobRepository) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
+    repo.add_errors(job.id, [{"row": row} for row in range(7)])
+    with _traced(repo.connection) as messages:
+        entries = list(repo.iter_errors(job.id, batch=3))
+    assert [entry["row"] for entry in entries] == list(range(7))
+    # Pages of 3, 3 and 1: the short one is the last.
+    assert messages.count("Execute") == 3, messages
+    assert messages.count("Sync") == messages.count("ReadyForQuery")
+
+
+def test_export_errors_is_one_copy_statement(repo: ImportJobRepository) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
+    repo.add_errors(job.id, [{"row": row} for row in range(5)])
+    for export_format in ("csv", "jsonl"):
+        with _traced(repo.connection) as messages:
+            assert repo.export_errors(job.id, io.BytesIO(), format=export_format) == 5
+        # COPY runs as one simple query: its data streams back in the same exchange.
+        assert messages.count("Query") == 1, messages
+        assert messages.count("Execute") == 0, messages
+        assert messages.count("ReadyForQuery") == 1, messages

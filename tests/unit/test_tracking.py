@@ -191,14 +191,21 @@ def test_errors_past_the_bound_are_counted_not_kept(side: Any, conn: Any) -> Non
 
 
 def test_a_buffer_never_holds_more_than_the_bound(side: Any, conn: Any) -> None:
-    bounded = side.with_max_errors(3)
+    # The buffer keeps what the job's error log could take, no more.
+    bounded = side.with_options(max_errors=3, error_log_limit=5)
     job = _new(bounded)
     with bounded.track(job.id, every_rows=1000, every_seconds=HOUR) as t:
         for row in range(500):
             t.failed({"row": row})
-        assert len(t._entries) == 3
+        assert len(t._entries) == 5
     done = _stored(conn, job.id)
     assert (done.error_count, len(done.errors), done.errors_dropped) == (500, 3, 497)
+    assert done.errors_logged == 5
+    # The rows the buffer could not hold are counted all the same, their reasons unknown.
+    assert [(g.message, g.count, g.other) for g in bounded.error_summary(job.id)] == [
+        (None, 495, True),
+        (None, 5, False),
+    ]
 
 
 def test_a_claimed_job_is_tracked_by_its_worker(side: Any, conn: Any) -> None:

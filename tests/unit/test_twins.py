@@ -28,6 +28,7 @@ ASYNC_TO_SYNC = {
     "psycopg.AsyncConnection.connect": "psycopg.connect",
     "psycopg.AsyncConnection": "psycopg.Connection",
     "psycopg.AsyncCursor": "psycopg.Cursor",
+    "psycopg.AsyncCopy": "psycopg.Copy",
     "AsyncGenerator[ImportJob, None]": "Generator[ImportJob, None, None]",
     "AsyncIterator": "Iterator",
     "Awaitable[_T]": "_T",

@@ -1,0 +1,16 @@
+-- error_summary: the largest groups of a job's error entries, by (type,
+-- field, message), largest count first (ties in key order); other is true
+-- for the group that counts the entries past the job's bound on groups.
+-- Reads the job's few groups (at most about a thousand), never its log.
+-- Returns no row when no job has this id; one row of NULLs when it has no
+-- groups yet.
+SELECT grouped.type, grouped.field, grouped.message, grouped.count,
+       grouped.key = '00000000-0000-0000-0000-000000000000'::uuid AS other
+  FROM import_job AS job
+  LEFT JOIN LATERAL (
+      SELECT key, type, field, message, count
+        FROM import_job_error_group
+       WHERE job_id = job.id
+       ORDER BY count DESC, key
+       LIMIT %(limit)s::bigint) AS grouped ON true
+ WHERE job.id = %(id)s::uuid;

@@ -1,0 +1,8 @@
+-- watch_read: read one job for a watcher, between the reads that mark it
+-- (watch.sql), without its error entries (an empty errors array).
+-- Returns the job, or no row when no job has this id.
+SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
+       error_count, '[]'::jsonb AS errors, started_at, completed_at, created_at, updated_at,
+       heartbeat_at, worker_id, errors_dropped, errors_logged
+  FROM import_job
+ WHERE id = %(id)s::uuid;
