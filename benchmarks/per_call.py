@@ -115,6 +115,7 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
     get_floor = same_statement(conn, "get_by_id", "one")
     progress_floor = same_statement(conn, "update_progress", "count")
     advance_floor = same_statement(conn, "advance", "one")
+    errors_floor = same_statement(conn, "add_errors", "count")
     cases: dict[str, Cases] = {
         "create": create_cases,
         "get_by_id": lambda: (
@@ -140,11 +141,13 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
         "update_status": status_cases,
         "add_error": lambda: (
             lambda i: repo.add_error(error_jobs[i % 500], {"row": i, "message": "bad"}),
-            lambda i: advance_floor(
+            lambda i: errors_floor(
                 {
-                    **advance_params(error_jobs[i % 500], f'[{{"row": {i}, "message": "bad"}}]'),
-                    "processed": 0,
-                    "success": 0,
+                    "id": error_jobs[i % 500],
+                    "entries": f'[{{"row": {i}, "message": "bad"}}]',
+                    "max_errors": 1000,
+                    "error_log_limit": 1_000_000,
+                    "max_groups": 1000,
                 }
             ),
         ),

@@ -88,6 +88,14 @@ def _previous_and_job(values: Sequence[Any]) -> _Previous:
 ErrorEntry = Mapping[str, Any] | DataImportError
 
 
+def _advance_query(params: _Params) -> str:
+    # Most flushes carry no error entry: they run the statement that leaves
+    # the errors, the log and the reasons be (a quarter of the server's work).
+    if params["entries"] == "[]" and not params["entries_dropped"]:
+        return "advance"
+    return "advance_entries"
+
+
 def _reopen_params(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> _Params:
     """Return what it takes to open another connection to ``conn``'s database.
 
@@ -618,7 +626,8 @@ class ImportJobRepository(_RepositoryCore):
             worker_id=worker_id,
             batch_id=batch_id,
         )
-        return self._advance_result(params, self._one("advance", params, _values))
+        row = self._one(_advance_query(params), params, _values)
+        return self._advance_result(params, row)
 
     def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record that ``worker_id`` (default: this process) still runs the job; return its status.
@@ -626,7 +635,8 @@ class ImportJobRepository(_RepositoryCore):
         Only a processing job records it.
         """
         params = self._advance_params(job_id, worker_id=_validate.worker_or_current(worker_id))
-        return self._advance_result(params, self._one("advance", params, _values))
+        row = self._one(_advance_query(params), params, _values)
+        return self._advance_result(params, row)
 
     def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status`` and return it as changed.
@@ -949,12 +959,14 @@ class AsyncImportJobRepository(_RepositoryCore):
             worker_id=worker_id,
             batch_id=batch_id,
         )
-        return self._advance_result(params, await self._one("advance", params, _values))
+        row = await self._one(_advance_query(params), params, _values)
+        return self._advance_result(params, row)
 
     async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""
         params = self._advance_params(job_id, worker_id=_validate.worker_or_current(worker_id))
-        return self._advance_result(params, await self._one("advance", params, _values))
+        row = await self._one(_advance_query(params), params, _values)
+        return self._advance_result(params, row)
 
     async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status``; see `ImportJobRepository.update_status`."""
