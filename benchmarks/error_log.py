@@ -153,29 +153,32 @@ def flush_lines(url: str, report: Report, *, logged: int, calls: int) -> None:
         call_by_call(lambda i: flush(full), lambda i: flush(empty), calls),
         bound=1.2,
     )
+    # For reference, not held to a bound: a flush of none runs advance.sql,
+    # a statement without the log's CTEs, so the ratio is what recording 10
+    # entries costs against the cheapest flush, not a regression check.
     _paired_line(
         report,
         "tracker flush of 10 entries vs of none: median",
         call_by_call(
             lambda i: tracker_flush(failing, True), lambda i: tracker_flush(clean, False), calls
         ),
-        bound=2.0,
+        bound=None,
     )
     conn.close()
 
 
 def _paired_line(
-    report: Report, measure: str, samples: tuple[list[int], list[int]], *, bound: float
+    report: Report, measure: str, samples: tuple[list[int], list[int]], *, bound: float | None
 ) -> None:
-    """Add the line of two sides' medians, held to ``ours / floor <= bound``."""
+    """Add the line of two sides' medians, held to ``ours / floor <= bound`` unless None."""
     ours, floor = median_us(samples[0]), median_us(samples[1])
     report.add(
         measure,
         f"{ours:.0f} µs",
         f"{floor:.0f} µs",
         ratio=ours / floor,
-        target=f"≤ {bound:g}x",
-        ok=ours / floor <= bound,
+        target="for reference" if bound is None else f"≤ {bound:g}x",
+        ok=bound is None or ours / floor <= bound,
     )
 
 
