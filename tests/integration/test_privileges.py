@@ -134,6 +134,7 @@ def deployment(empty_db_url: str) -> Iterator[Deployment]:
                 "import_job_error_key(text, text, text)",
                 "import_job_error_reasons(uuid, jsonb)",
                 "import_job_valid",
+                "import_job_errors_refused()",
             ):
                 conn.execute(
                     sql.SQL("REVOKE EXECUTE ON FUNCTION {} FROM PUBLIC").format(sql.SQL(function))
@@ -169,8 +170,9 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
             "       has_function_privilege("
             "           %(app)s, 'import_job_error_reasons(uuid, jsonb)', 'EXECUTE'),"
             "       has_function_privilege(%(app)s, 'import_job_valid("
-            "           text, text, text, bigint, bigint, bigint, bigint, bigint, jsonb,"
+            "           text, text, text, bigint, bigint, bigint, bigint, bigint,"
             "           timestamptz, timestamptz)', 'EXECUTE'),"
+            "       has_function_privilege(%(app)s, 'import_job_errors_refused()', 'EXECUTE'),"
             "       has_table_privilege(%(app)s, '_yoyo_migration', 'SELECT')",
             {"app": deployment.app},
         ).fetchall()
@@ -183,7 +185,7 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
     }
     # USAGE, not CREATE; no EXECUTE on the trigger functions, on the
     # reasons' functions and the CHECK's by their grants; nothing of yoyo's.
-    assert schema == (True, False, False, False, True, True, True, False)
+    assert schema == (True, False, False, False, True, True, True, False, False)
 
 
 def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) -> None:
