@@ -193,6 +193,14 @@ CREATE TABLE minimal_job (
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX minimal_job_status ON minimal_job (status, created_at);
+-- Where a hand-written importer that keeps every failed row puts them
+-- (issue 12 made add_error do that): one row per entry, nothing more.
+CREATE TABLE minimal_job_error (
+    job_id uuid   NOT NULL,
+    n      bigint GENERATED ALWAYS AS IDENTITY,
+    entry  jsonb  NOT NULL,
+    PRIMARY KEY (job_id, n)
+);
 """
 _BY_HAND: dict[str, LiteralString] = {
     "create": "INSERT INTO minimal_job (id, source_type, filename, total_rows)"
@@ -201,6 +209,11 @@ _BY_HAND: dict[str, LiteralString] = {
     "update_progress": "UPDATE minimal_job SET processed_rows = %s, success_count = %s,"
     " error_count = %s, updated_at = now() WHERE id = %s",
     "add_error": "UPDATE minimal_job SET errors = errors || %s, updated_at = now() WHERE id = %s",
+    # The same capability as add_error since issue 12: the entry on the job
+    # and in a log of every failed row, in one statement.
+    "add_error, kept": "WITH job AS (UPDATE minimal_job SET errors = errors || %(entries)s,"
+    " updated_at = now() WHERE id = %(id)s RETURNING id)"
+    " INSERT INTO minimal_job_error (job_id, entry) SELECT id, %(entry)s FROM job",
     "update_status": "UPDATE minimal_job SET status = %(status)s,"
     " started_at = CASE WHEN %(starts)s THEN now() ELSE started_at END,"
     " completed_at = CASE WHEN %(terminal)s THEN now() ELSE completed_at END,"
@@ -217,7 +230,7 @@ def _by_hand(conn: psycopg.Connection[Any], name: str) -> Callable[[Any], object
     text = _BY_HAND[name]
     # Known here, not asked of the cursor: cursor.description builds its
     # column objects anew on every call, which costs more than a small read.
-    returns_rows = name not in {"update_progress", "add_error"}
+    returns_rows = name not in {"update_progress", "add_error", "add_error, kept"}
 
     def run(params: Any) -> object:
         cursor.execute(text, params, prepare=True)
@@ -240,7 +253,7 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
     [job] = new_jobs(conn, 1)
     error_jobs = new_jobs(conn, 500)
     status_jobs = new_jobs(conn, total)
-    conn.execute("DROP TABLE IF EXISTS minimal_job")
+    conn.execute("DROP TABLE IF EXISTS minimal_job_error, minimal_job")
     conn.execute(_MINIMAL_TABLE)
     conn.execute(
         "INSERT INTO minimal_job SELECT id, status, source_type, filename, total_rows,"
@@ -277,6 +290,16 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
                 (Jsonb([{"row": i, "message": "bad"}]), error_jobs[i % 500])
             ),
         ),
+        "add_error, kept": (
+            lambda i: repo.add_error(error_jobs[i % 500], {"row": i, "message": "bad"}),
+            lambda i: by_hand["add_error, kept"](
+                {
+                    "entries": Jsonb([{"row": i, "message": "bad"}]),
+                    "entry": Jsonb({"row": i, "message": "bad"}),
+                    "id": error_jobs[i % 500],
+                }
+            ),
+        ),
         "update_status": (
             lambda i: repo.update_status(status_jobs[i], ImportJobStatus.CANCELLED),
             lambda i: by_hand["update_status"]({**cancel, "id": status_jobs[i]}),
@@ -293,14 +316,19 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
         ours_ns, floor_ns = call_by_call(_offset(ours, warm), _offset(floor, warm), calls)
         ours_us, floor_us = median_us(ours_ns), median_us(floor_ns)
         ratio = ours_us / floor_us
+        # add_error against the seed's floor (the entry on the job only) is
+        # printed for reference: since issue 12 it also keeps the entry in
+        # the log and counts its reason, which "add_error, kept" matches by hand.
+        reference = name == "add_error"
         report.add(
             f"{name} median vs by hand, minimal table (call by call)",
             f"{ours_us:.1f} µs",
             f"{floor_us:.1f} µs",
             ratio=ratio,
-            target="≤ 1.3x",
-            ok=ratio <= 1.3,
+            target="for reference" if reference else "≤ 1.3x",
+            ok=reference or ratio <= 1.3,
         )
+    conn.execute("DROP TABLE minimal_job_error")
     conn.execute("DROP TABLE minimal_job")
     conn.close()
 
