@@ -187,6 +187,12 @@ class _RepositoryCore:
             if error_log_limit is None
             else _validate.positive("error_log_limit", error_log_limit)
         )
+        # The bounds every statement that records error entries applies.
+        self._limits: _Params = {
+            "max_errors": self._max_errors,
+            "error_log_limit": self._error_log_limit,
+            "max_groups": MAX_ERROR_GROUPS,
+        }
         # The statements by name, looked up in one step on every call.
         self._sql = queries()
 
@@ -272,9 +278,7 @@ class _RepositoryCore:
             "errors": _validate.count("errors", errors),
             "entries": _validate.dump_entries(entries, entries_field),
             "entries_dropped": _validate.count("entries_dropped", entries_dropped),
-            "max_errors": self._max_errors,
-            "error_log_limit": self._error_log_limit,
-            "max_groups": MAX_ERROR_GROUPS,
+            **self._limits,
             "worker_id": None if worker_id is None else _validate.worker_id(worker_id),
             "batch_key": batch_key,
             "batch_number": batch_number,
@@ -284,9 +288,7 @@ class _RepositoryCore:
         return {
             "id": _validate.job_id(job_id),
             "entries": _validate.dump_entries(entries, field),
-            "max_errors": self._max_errors,
-            "error_log_limit": self._error_log_limit,
-            "max_groups": MAX_ERROR_GROUPS,
+            **self._limits,
         }
 
     @staticmethod
@@ -309,9 +311,7 @@ class _RepositoryCore:
         return {
             "older_than": _validate.duration("older_than", older_than),
             "requeue": requeue,
-            "max_errors": self._max_errors,
-            "error_log_limit": self._error_log_limit,
-            "max_groups": MAX_ERROR_GROUPS,
+            **self._limits,
         }
 
     @staticmethod

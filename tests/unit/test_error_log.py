@@ -13,7 +13,6 @@ from typing import Any
 import psycopg
 import pytest
 
-import importjob.repository
 from importjob import ErrorGroup, ImportJob, ImportJobRepository, ImportJobStatus
 from importjob._queries import query
 from importjob._validate import TRUNCATED_MARK
@@ -138,7 +137,8 @@ def test_reasons_whose_joined_texts_match_stay_apart(side: Any) -> None:
 
 
 def test_the_groups_of_a_job_are_bounded(side: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importjob.repository, "MAX_ERROR_GROUPS", 3)
+    # The repository's bound, made small (MAX_ERROR_GROUPS is read when it is made).
+    monkeypatch.setitem(side.repo._limits, "max_groups", 3)
     job = side.create(ImportJob(source_type="csv", filename="p.csv"))
     # A message embedding the row's value: a new group for every row.
     side.add_errors(job.id, [_entry(row, f"bad value {row}") for row in range(1, 6)])
