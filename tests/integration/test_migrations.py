@@ -74,6 +74,8 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
         "ix_import_job_status",
         "ix_import_job_completed_at",
         "ix_import_job_created_at",
+        "import_job_source_once",
+        "ix_import_job_source_sha256",
     }
     # Shaped for list_by_status and claim_next: the filter, then the order;
     # rescue_stale reads the processing jobs through it too.
@@ -84,6 +86,16 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
     )
     # list_recent reads it backwards: newest first.
     assert indexes["ix_import_job_created_at"].endswith("(created_at, id)")
+    # A file imported once: one live or completed unique_source job per digest.
+    assert indexes["import_job_source_once"].startswith("CREATE UNIQUE INDEX")
+    assert indexes["import_job_source_once"].endswith(
+        "(source_sha256) WHERE (unique_source AND (status = ANY"
+        " (ARRAY['pending'::text, 'processing'::text, 'completed'::text])))"
+    )
+    # Any job of a digest, for unique_source against jobs created without it.
+    assert indexes["ix_import_job_source_sha256"].endswith(
+        "(source_sha256) WHERE (source_sha256 IS NOT NULL)"
+    )
 
 
 def test_list_by_status_uses_the_status_index(conn: psycopg.Connection[Any]) -> None:
@@ -137,6 +149,7 @@ FLUSH_COLUMNS = {
     "updated_at",
     "errors_logged",
     "errors_recorded",
+    "checkpoint",
 }
 
 
@@ -152,7 +165,14 @@ def test_no_index_covers_a_column_a_flush_writes(conn: psycopg.Connection[Any]) 
             "        OR pg_get_expr(i.indexprs, i.indrelid) ~ ('\\m' || a.attname || '\\M'))"
         )
     }
-    assert indexed == {"id", "status", "created_at", "completed_at"}
+    assert indexed == {
+        "id",
+        "status",
+        "created_at",
+        "completed_at",
+        "source_sha256",
+        "unique_source",
+    }
     assert not indexed & FLUSH_COLUMNS
     [(options,)] = conn.execute(
         "SELECT reloptions FROM pg_class WHERE oid = 'import_job'::regclass"
@@ -202,6 +222,8 @@ def test_flushes_update_the_row_in_place(conn: psycopg.Connection[Any]) -> None:
 def _sql_type(annotation: Any) -> tuple[str, bool]:
     """Return the column type the model's annotation stands for, and its nullability."""
     nullable = False
+    if annotation is Any:  # checkpoint: any JSON value, or none
+        return "jsonb", True
     if isinstance(annotation, types.UnionType):
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         nullable = len(members) < len(typing.get_args(annotation))
@@ -228,11 +250,13 @@ BOOKKEEPING = {
     "errors_recorded": ["bigint", "NO", "0"],
     # The places for reasons handed out, the bound on the job's groups (migration 0011).
     "error_groups": ["bigint", "NO", "0"],
+    # Created with create(unique_source=True): its file is imported once (0015).
+    "unique_source": ["boolean", "NO", "false"],
 }
 # The tables the migrations make: the jobs, their error logs and the counts of reasons.
 TABLES = ["import_job", "import_job_error", "import_job_error_group"]
 # Columns are added at the end: the seed's fields, 0006's and 0007's
-# bookkeeping, then 0011's field and bookkeeping.
+# bookkeeping, then 0011's field and bookkeeping, then 0015's fields and flag.
 _FIELDS = [field.name for field in attrs.fields(ImportJob)]
 COLUMN_ORDER = [
     *_FIELDS[: _FIELDS.index("errors_logged")],
@@ -241,6 +265,10 @@ COLUMN_ORDER = [
     "errors_logged",
     "errors_recorded",
     "error_groups",
+    "checkpoint",
+    "source_sha256",
+    "source_size",
+    "unique_source",
 ]
 
 # Values the database fills in itself, where the model leaves None until stored.
@@ -313,6 +341,10 @@ def test_database_checks_back_the_model(conn: psycopg.Connection[Any]) -> None:
         " VALUES ('csv', 'p', 'failed')",
         "started_at": "INSERT INTO import_job (source_type, filename, status)"
         " VALUES ('csv', 'p', 'processing')",
+        "source_sha256": "INSERT INTO import_job (source_type, filename, source_sha256)"
+        " VALUES ('csv', 'p', 'ABC')",
+        "source_size": "INSERT INTO import_job (source_type, filename, source_size)"
+        " VALUES ('csv', 'p', -1)",
     }
     for field, statement in bad.items():
         with pytest.raises(psycopg.errors.CheckViolation) as caught:
