@@ -47,6 +47,8 @@ ADVANCE_ONE_ROW: dict[str, Any] = {
     "worker_id": None,
     "batch_key": None,
     "batch_number": None,
+    "set_checkpoint": False,
+    "checkpoint": None,
 }
 
 Call = Callable[[int], object]

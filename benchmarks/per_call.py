@@ -74,6 +74,9 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
                 "error_count": 0,
                 "errors": "[]",
                 "created_at": None,
+                "checkpoint": None,
+                "source_sha256": None,
+                "source_size": None,
             }
             for _ in range(calls)
         ]

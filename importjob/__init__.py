@@ -4,7 +4,8 @@ An `ImportJob` records one import: its status in a fixed lifecycle
 (`ImportJobStatus`), its counters, its structured errors and its times.
 `ImportJobRepository` (and its asyncio twin `AsyncImportJobRepository`)
 stores and changes jobs with hand-written SQL over psycopg 3; `track`
-reports a running import into its job; `apply_migrations` builds the table.
+reports a running import into its job; `fingerprint` names the file an
+import reads, so it is imported once; `apply_migrations` builds the table.
 The exceptions live in `importjob.exceptions`.
 """
 
@@ -12,18 +13,21 @@ from importjob._identity import worker_id
 from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, SourceType
 from importjob.repository import AsyncImportJobRepository, ImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
+from importjob.sources import Fingerprint, fingerprint
 from importjob.tracking import AsyncTracker, Tracker, track, track_async
 
 __all__ = [
     "AsyncImportJobRepository",
     "AsyncTracker",
     "ErrorGroup",
+    "Fingerprint",
     "ImportJob",
     "ImportJobRepository",
     "ImportJobStatus",
     "SourceType",
     "Tracker",
     "apply_migrations",
+    "fingerprint",
     "rollback_migrations",
     "track",
     "track_async",

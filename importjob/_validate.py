@@ -28,6 +28,8 @@ MAX_ERROR_ENTRY_BYTES = 8192
 TRUNCATED_MARK = "…[truncated]"
 # Deeper nesting in an error entry is refused (it is a bug, or an attack).
 MAX_ERROR_ENTRY_DEPTH = 32
+# A checkpoint is a position (a row number, an offset, a page token), not data.
+MAX_CHECKPOINT_BYTES = 8192
 # json.dumps builds an encoder per call when given options: one, made once.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
@@ -103,6 +105,13 @@ def worker_or_current(value: object) -> str:
     return worker_id(current_worker_id() if value is None else value)
 
 
+def rate(field: str, value: object) -> float:
+    """Return ``value`` if it is a share: a number more than 0 and at most 1."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 < value <= 1:
+        raise InvalidFieldError(field, "must be a number more than 0 and at most 1", value)
+    return float(value)
+
+
 def seconds(field: str, value: object) -> float:
     """Return ``value`` if it is a number of seconds, 0 or more (a bool is not)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
@@ -166,6 +175,39 @@ def duration(field: str, value: object) -> timedelta:
         # now() minus more than this leaves PostgreSQL's timestamp range.
         raise InvalidFieldError(field, "must be at most 100 years", value)
     return value
+
+
+class JsonText(str):
+    """JSON text checked already (a tracker's checkpoint): sent as it is."""
+
+    __slots__ = ()
+
+
+def checkpoint(value: object, field: str = "checkpoint") -> str | None:
+    """Return a checkpoint as JSON text for a jsonb parameter, None for None (no checkpoint).
+
+    Any JSON value is one; refused when not JSON-serializable or over
+    `MAX_CHECKPOINT_BYTES` of JSON.
+    """
+    if value is None or type(value) is JsonText:
+        return value
+    _json_value(field, value, 0)
+    text = _ENCODE(value)
+    if len(text) * 4 > MAX_CHECKPOINT_BYTES and len(text.encode()) > MAX_CHECKPOINT_BYTES:
+        raise InvalidFieldError(
+            field, f"must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON", _cut(text, 100)
+        )
+    return JsonText(text)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def sha256(value: object, field: str = "source_sha256") -> str:
+    """Return ``value`` as a SHA-256 digest in lowercase hex (64 hex digits)."""
+    if not isinstance(value, str) or _SHA256.fullmatch(value.lower()) is None:
+        raise InvalidFieldError(field, "must be a SHA-256 digest: 64 hex digits", value)
+    return value.lower()
 
 
 def error_entry(value: object, field: str = "error") -> dict[str, Any]:

@@ -20,6 +20,7 @@ from uuid import UUID
 __all__ = [
     "DataImportError",
     "DuplicateDetectedError",
+    "ErrorBudgetExceededError",
     "ImportJobCancelledError",
     "ImportJobDatabaseError",
     "ImportJobExistsError",
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidStatusTransitionError",
     "ParseError",
     "SchemaMissingError",
+    "SourceAlreadyImportedError",
 ]
 
 
@@ -216,6 +218,80 @@ class ImportJobCancelledError(ImportJobStoppedError):
     def message(self) -> str:
         """Return the message, built from the job id."""
         return f"import job {self.job_id} was cancelled"
+
+
+class ErrorBudgetExceededError(ImportJobStoppedError):
+    """A tracked import failed more rows than its error budget allows.
+
+    The tracker ended the job FAILED, with this error as an entry, and
+    raises it in the worker. ``limit`` names the limit passed
+    (``"max_failures"`` or ``"max_failure_rate"``) and ``allowed`` its value;
+    ``error_count`` and ``processed_rows`` are the job's counts at that flush.
+    """
+
+    def __init__(
+        self,
+        job_id: UUID,
+        limit: str,
+        allowed: float,
+        error_count: int,
+        processed_rows: int,
+    ) -> None:
+        Exception.__init__(self, job_id, limit, allowed, error_count, processed_rows)
+        self.job_id = job_id
+        self.limit = limit
+        self.allowed = allowed
+        self.error_count = error_count
+        self.processed_rows = processed_rows
+        self.status = "failed"
+
+    @property
+    def message(self) -> str:
+        """Return the message, built from the limit and the counts."""
+        return (
+            f"import job {self.job_id} stopped: {self.error_count} of {self.processed_rows} "
+            f"rows failed, past {self.limit}={self.allowed}"
+        )
+
+    def context(self) -> dict[str, object]:
+        """Return the job id, the limit passed and the counts."""
+        return {
+            "job_id": self.job_id,
+            "limit": self.limit,
+            self.limit: self.allowed,
+            "error_count": self.error_count,
+            "processed_rows": self.processed_rows,
+        }
+
+
+class SourceAlreadyImportedError(DataImportError):
+    """``create(job, unique_source=True)`` found the job's file imported already.
+
+    ``existing_job_id`` is the pending, processing or completed job of the
+    same ``source_sha256``. Nothing was written.
+    """
+
+    def __init__(self, job_id: UUID, source_sha256: str, existing_job_id: UUID | None) -> None:
+        Exception.__init__(self, job_id, source_sha256, existing_job_id)
+        self.job_id = job_id
+        self.source_sha256 = source_sha256
+        self.existing_job_id = existing_job_id
+
+    @property
+    def message(self) -> str:
+        """Return the message, built from the ids."""
+        return (
+            f"import job {self.job_id}: its file (sha256 {self.source_sha256}) was imported "
+            f"already by job {self.existing_job_id}"
+        )
+
+    def context(self) -> dict[str, object]:
+        """Return the refused job's id, the file's digest and the existing job's id."""
+        return {
+            "job_id": self.job_id,
+            "source_sha256": self.source_sha256,
+            "existing_job_id": self.existing_job_id,
+        }
 
 
 class InvalidStatusTransitionError(DataImportError):

@@ -140,6 +140,19 @@ def _to_errors(value: object) -> list[dict[str, Any]]:
     return [_validate.error_entry(entry, "errors") for entry in value]
 
 
+def _is_checkpoint(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _validate.checkpoint(value, attribute.name)
+
+
+def _to_sha256(value: object) -> str | None:
+    return None if value is None else _validate.sha256(value)
+
+
+def _is_size(_: object, attribute: attrs.Attribute[int | None], value: object) -> None:
+    if value is not None:
+        _validate.count(attribute.name, value)
+
+
 def _is_count(_: object, attribute: attrs.Attribute[int], value: object) -> None:
     _validate.count(attribute.name, value)
 
@@ -179,6 +192,11 @@ class ImportJob:
     ``iter_errors`` or ``export_errors``).
     ``worker_id`` and ``heartbeat_at`` say which worker runs the job and
     when it last showed life.
+    ``checkpoint`` is where its workers got to in the file (any JSON value, at
+    most 8 KiB of JSON: a row number, a byte offset, a page token), stored
+    with the counts of the rows before it; a resumed import starts there.
+    ``source_sha256`` and ``source_size`` fingerprint the file read (see
+    `importjob.fingerprint`), for ``create(job, unique_source=True)``.
     """
 
     id: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_id)
@@ -198,6 +216,9 @@ class ImportJob:
     worker_id: str | None = attrs.field(default=None, converter=_to_worker_id)
     errors_dropped: int = attrs.field(default=0, validator=_is_count)
     errors_logged: int = attrs.field(default=0, validator=_is_count)
+    checkpoint: Any = attrs.field(default=None, validator=_is_checkpoint)
+    source_sha256: str | None = attrs.field(default=None, converter=_to_sha256)
+    source_size: int | None = attrs.field(default=None, validator=_is_size)
 
     def __attrs_post_init__(self) -> None:
         # The same rules as the table's CHECK constraints, said first and better.
@@ -275,6 +296,9 @@ COLUMNS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ImportJob)
     _set_worker_id,
     _set_errors_dropped,
     _set_errors_logged,
+    _set_checkpoint,
+    _set_source_sha256,
+    _set_source_size,
 ) = (ImportJob.__dict__[name].__set__ for name in COLUMNS)
 _new = object.__new__
 
@@ -303,4 +327,7 @@ def job_from_values(values: Sequence[Any]) -> ImportJob:
     _set_worker_id(job, values[14])
     _set_errors_dropped(job, values[15])
     _set_errors_logged(job, values[16])
+    _set_checkpoint(job, values[17])
+    _set_source_sha256(job, values[18])
+    _set_source_size(job, values[19])
     return job

@@ -10,6 +10,7 @@ only execute.
 from __future__ import annotations
 
 import asyncio
+import enum
 import io
 import threading
 import time
@@ -23,7 +24,7 @@ from collections.abc import (
     Sequence,
 )
 from datetime import timedelta
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -41,6 +42,7 @@ from importjob.exceptions import (
     ImportJobNotFoundError,
     InvalidFieldError,
     InvalidStatusTransitionError,
+    SourceAlreadyImportedError,
 )
 from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, job_from_values
 
@@ -67,6 +69,14 @@ _EXPORT_CHUNK = 1 << 16
 WATCH_RETRY = Backoff(attempts=10)
 
 _Params = dict[str, Any]
+
+
+class _Keep(enum.Enum):
+    # advance's default checkpoint: leave the job's as it is (None clears it).
+    CHECKPOINT = "the job's checkpoint, unchanged"
+
+
+_KEEP = _Keep.CHECKPOINT
 _T = TypeVar("_T")
 _Previous = tuple[str | None, ImportJob | None]
 
@@ -109,6 +119,14 @@ def _reopen_params(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any])
     except psycopg.Error:  # closed already: every call will say so
         return {"conninfo": ""}
     return params
+
+
+class Advanced(NamedTuple):
+    """What a flush reads back: the job's status and the counts a tracker's error budget checks."""
+
+    status: ImportJobStatus
+    processed_rows: int
+    error_count: int
 
 
 class _ExportSink:
@@ -228,7 +246,22 @@ class _RepositoryCore:
             "error_count": job.error_count,
             "errors": _validate.encode_json(job.errors),
             "created_at": job.created_at,
+            "checkpoint": _validate.checkpoint(job.checkpoint),
+            "source_sha256": job.source_sha256,
+            "source_size": job.source_size,
         }
+
+    def _create_query(self, job: object, unique_source: object) -> tuple[str, _Params]:
+        params = self._create_params(job)
+        if unique_source is False:
+            return "create", params
+        if unique_source is not True:
+            raise InvalidFieldError("unique_source", "must be True or False", unique_source)
+        if params["source_sha256"] is None:
+            raise InvalidFieldError(
+                "source_sha256", "must be set to create with unique_source (importjob.fingerprint)"
+            )
+        return "create_unique", params
 
     @staticmethod
     def _id_params(job_id: object) -> _Params:
@@ -269,9 +302,13 @@ class _RepositoryCore:
         entries_dropped: object = 0,
         worker_id: object = None,
         batch_id: object = None,
+        checkpoint: object = _KEEP,
     ) -> _Params:
         batch_key, batch_number = _validate.batch_id(batch_id)
+        keep = checkpoint is _KEEP
         return {
+            "set_checkpoint": not keep,
+            "checkpoint": None if keep else _validate.checkpoint(checkpoint),
             "id": _validate.job_id(job_id),
             "processed": _validate.count("processed", processed),
             "success": _validate.count("success", success),
@@ -398,6 +435,26 @@ class _RepositoryCore:
         return ImportJobStatus(row[0])
 
     @staticmethod
+    def _counts_result(params: _Params, row: tuple[Any, ...] | None) -> Advanced:
+        if row is None:
+            raise ImportJobNotFoundError(params["id"])
+        return Advanced(ImportJobStatus(row[0]), row[1], row[2])
+
+    @staticmethod
+    def _created_result(params: _Params, row: tuple[Any, ...] | None) -> ImportJob | None:
+        """Return the job create_unique stored; raise when its file was imported.
+
+        None: the unique index stopped it, the job that did is not in the
+        statement's snapshot (the caller reads it with source_imported).
+        """
+        if row is None:
+            return None
+        existing, *values = row
+        if existing is not None:
+            raise SourceAlreadyImportedError(params["id"], params["source_sha256"], existing)
+        return job_from_values(values)
+
+    @staticmethod
     def _summary_result(params: _Params, rows: list[tuple[Any, ...]]) -> list[ErrorGroup]:
         if not rows:
             raise ImportJobNotFoundError(params["id"])
@@ -492,14 +549,31 @@ class ImportJobRepository(_RepositoryCore):
             self._conn.close()
             self._conn, self._cursor = conn, None
 
-    def create(self, job: ImportJob) -> ImportJob:
+    def create(self, job: ImportJob, *, unique_source: bool = False) -> ImportJob:
         """Store a new job and return it as stored (with ``created_at``).
 
         The job must be PENDING and not started. Raises
         `ImportJobExistsError` when a job with its id exists already.
+
+        With ``unique_source=True`` the job's file is imported once: raises
+        `SourceAlreadyImportedError` (storing nothing) when a job with the
+        same ``source_sha256`` is pending, processing or completed. The
+        database enforces it: of two concurrent creates of one file, exactly
+        one succeeds. A failed or cancelled import does not count.
         """
-        [job] = self._all("create", self._create_params(job), job_from_values)
-        return job
+        name, params = self._create_query(job, unique_source)
+        if name == "create":
+            [stored] = self._all(name, params, job_from_values)
+            return stored
+        created = self._created_result(params, self._one(name, params, _values))
+        if created is not None:
+            return created
+        # Stopped by the index: the job that did so committed after this
+        # statement's snapshot. Read it now; gone already (it failed): again.
+        row = self._one("source_imported", params, _values)
+        if row is None:
+            return self.create(job, unique_source=True)
+        raise SourceAlreadyImportedError(params["id"], params["source_sha256"], row[0])
 
     def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None when there is none."""
@@ -599,6 +673,7 @@ class ImportJobRepository(_RepositoryCore):
         entries_dropped: int = 0,
         worker_id: str | None = None,
         batch_id: tuple[str, int] | None = None,
+        checkpoint: Any = _KEEP,
     ) -> ImportJobStatus:
         """Add to the job's counters, append error ``entries``, and return its status.
 
@@ -615,6 +690,11 @@ class ImportJobRepository(_RepositoryCore):
         increasing number, so a batch sent again after its reply was lost
         adds nothing, and the status is returned all the same. The job keeps
         one number per key (~40 bytes) for as long as it exists.
+
+        ``checkpoint``, when given, is stored in the same statement as the
+        counts (None clears it): where the worker got to, any JSON value of
+        at most 8 KiB, with the rows before it counted. Left out, the job
+        keeps its checkpoint.
         """
         params = self._advance_params(
             job_id,
@@ -625,9 +705,15 @@ class ImportJobRepository(_RepositoryCore):
             entries_dropped=entries_dropped,
             worker_id=worker_id,
             batch_id=batch_id,
+            checkpoint=checkpoint,
         )
         row = self._one(_advance_query(params), params, _values)
         return self._advance_result(params, row)
+
+    def _flush(self, job_id: UUID, **batch: Any) -> Advanced:
+        # A tracker's flush: advance, reading back the counts for its error budget.
+        params = self._advance_params(job_id, **batch)
+        return self._counts_result(params, self._one(_advance_query(params), params, _values))
 
     def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record that ``worker_id`` (default: this process) still runs the job; return its status.
@@ -867,10 +953,19 @@ class AsyncImportJobRepository(_RepositoryCore):
             await self._conn.close()
             self._conn, self._cursor = conn, None
 
-    async def create(self, job: ImportJob) -> ImportJob:
-        """Store a new job; see `ImportJobRepository.create`."""
-        [job] = await self._all("create", self._create_params(job), job_from_values)
-        return job
+    async def create(self, job: ImportJob, *, unique_source: bool = False) -> ImportJob:
+        """Store a new job and return it as stored. See `ImportJobRepository.create`."""
+        name, params = self._create_query(job, unique_source)
+        if name == "create":
+            [stored] = await self._all(name, params, job_from_values)
+            return stored
+        created = self._created_result(params, await self._one(name, params, _values))
+        if created is not None:
+            return created
+        row = await self._one("source_imported", params, _values)
+        if row is None:
+            return await self.create(job, unique_source=True)
+        raise SourceAlreadyImportedError(params["id"], params["source_sha256"], row[0])
 
     async def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
@@ -947,6 +1042,7 @@ class AsyncImportJobRepository(_RepositoryCore):
         entries_dropped: int = 0,
         worker_id: str | None = None,
         batch_id: tuple[str, int] | None = None,
+        checkpoint: Any = _KEEP,
     ) -> ImportJobStatus:
         """Add to the job's counters; see `ImportJobRepository.advance`."""
         params = self._advance_params(
@@ -958,9 +1054,14 @@ class AsyncImportJobRepository(_RepositoryCore):
             entries_dropped=entries_dropped,
             worker_id=worker_id,
             batch_id=batch_id,
+            checkpoint=checkpoint,
         )
         row = await self._one(_advance_query(params), params, _values)
         return self._advance_result(params, row)
+
+    async def _flush(self, job_id: UUID, **batch: Any) -> Advanced:
+        params = self._advance_params(job_id, **batch)
+        return self._counts_result(params, await self._one(_advance_query(params), params, _values))
 
     async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""

@@ -7,8 +7,11 @@
 -- A batch may carry a key and a number (a tracker's flush): the job applies
 -- a key's batches in increasing number only, so a batch sent again after its
 -- reply was lost changes nothing. The check runs on the locked, newest row.
--- Returns the job's status (after the change, or as it is when the batch was
--- applied already), or no row when no job has this id.
+-- A batch may carry a checkpoint (set_checkpoint; NULL clears it): stored in
+-- this UPDATE, with the counts of the rows before it, so the two agree.
+-- Returns the job's status, processed_rows and error_count (after the
+-- change, or as they are when the batch was applied already: a tracker's
+-- error budget reads them), or no row when no job has this id.
 WITH applied AS (
     UPDATE import_job
        SET processed_rows = processed_rows + %(processed)s::bigint,
@@ -21,14 +24,17 @@ WITH applied AS (
            applied_batches = CASE WHEN %(batch_key)s::text IS NULL THEN applied_batches
                                   ELSE jsonb_set(applied_batches, ARRAY[%(batch_key)s::text],
                                                  to_jsonb(%(batch_number)s::bigint)) END,
+           -- A checkpoint, when the batch carries one, with the counts it covers.
+           checkpoint = CASE WHEN %(set_checkpoint)s::boolean THEN %(checkpoint)s::jsonb
+                             ELSE checkpoint END,
            updated_at = now()
      WHERE id = %(id)s::uuid
        AND (%(batch_key)s::text IS NULL
             OR coalesce((applied_batches ->> %(batch_key)s::text)::bigint, 0)
                < %(batch_number)s::bigint)
-    RETURNING status)
-SELECT status FROM applied
+    RETURNING status, processed_rows, error_count)
+SELECT status, processed_rows, error_count FROM applied
 UNION ALL
 -- Applied before: the row as it stands (read only when nothing was updated).
-SELECT status FROM import_job
+SELECT status, processed_rows, error_count FROM import_job
  WHERE id = %(id)s::uuid AND NOT EXISTS (SELECT FROM applied);

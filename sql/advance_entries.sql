@@ -17,11 +17,14 @@
 -- reply was lost changes nothing, in the log and the groups either. The check
 -- runs on the locked, newest row; the log and the groups are written from
 -- what the update returns, so they follow it exactly.
+-- A batch may carry a checkpoint (set_checkpoint; NULL clears it), stored
+-- in the same UPDATE as the counts it covers.
 -- Nothing here grows with the log or the groups: the batch's reasons are
 -- looked up by key (import_job_error_reasons, inlined), and the job's
 -- error_groups counts the places handed out, under the row's lock.
--- Returns the job's status (after the change, or as it is when the batch was
--- applied already), or no row when no job has this id.
+-- Returns the job's status, processed_rows and error_count (after the
+-- change, or as they are when the batch was applied already: a tracker's
+-- error budget reads them), or no row when no job has this id.
 WITH reason AS (
     SELECT * FROM import_job_error_reasons(%(id)s::uuid, %(entries)s::jsonb)
 ), applied AS (
@@ -65,12 +68,15 @@ WITH reason AS (
            applied_batches = CASE WHEN %(batch_key)s::text IS NULL THEN applied_batches
                                   ELSE jsonb_set(applied_batches, ARRAY[%(batch_key)s::text],
                                                  to_jsonb(%(batch_number)s::bigint)) END,
+           -- A checkpoint, when the batch carries one, with the counts it covers.
+           checkpoint = CASE WHEN %(set_checkpoint)s::boolean THEN %(checkpoint)s::jsonb
+                             ELSE checkpoint END,
            updated_at = now()
      WHERE id = %(id)s::uuid
        AND (%(batch_key)s::text IS NULL
             OR coalesce((applied_batches ->> %(batch_key)s::text)::bigint, 0)
                < %(batch_number)s::bigint)
-    RETURNING id, status, errors_recorded, error_groups
+    RETURNING id, status, processed_rows, error_count, errors_recorded, error_groups
 ), logged AS (
     -- RETURNING gives the new errors_recorded: the batch's first entry is
     -- that minus the batch's size (entries and dropped ones), plus 1.
@@ -108,8 +114,8 @@ WITH reason AS (
      GROUP BY 1, 2, 3, 4, 5
     ON CONFLICT (job_id, key) DO UPDATE SET count = g.count + excluded.count
 )
-SELECT status FROM applied
+SELECT status, processed_rows, error_count FROM applied
 UNION ALL
 -- Applied before: the row as it stands (read only when nothing was updated).
-SELECT status FROM import_job
+SELECT status, processed_rows, error_count FROM import_job
  WHERE id = %(id)s::uuid AND NOT EXISTS (SELECT FROM applied);

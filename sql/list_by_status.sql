@@ -2,7 +2,8 @@
 -- Served by ix_import_job_status (status, created_at, id); id breaks ties.
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, errors, started_at, completed_at, created_at, updated_at,
-       heartbeat_at, worker_id, errors_dropped, errors_logged
+       heartbeat_at, worker_id, errors_dropped, errors_logged,
+       checkpoint, source_sha256, source_size
   FROM import_job
  WHERE status = %(status)s::text
  ORDER BY created_at, id

@@ -6,7 +6,8 @@ SELECT id, status, source_type, filename, total_rows, processed_rows, success_co
        error_count,
        CASE WHEN %(with_errors)s::boolean THEN errors ELSE '[]'::jsonb END AS errors,
        started_at, completed_at, created_at, updated_at,
-       heartbeat_at, worker_id, errors_dropped, errors_logged
+       heartbeat_at, worker_id, errors_dropped, errors_logged,
+       checkpoint, source_sha256, source_size
   FROM import_job
  ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s::bigint;

@@ -55,6 +55,7 @@ WITH stale AS (
               job.processed_rows, job.success_count, job.error_count, job.errors,
               job.started_at, job.completed_at, job.created_at, job.updated_at,
               job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
+              job.checkpoint, job.source_sha256, job.source_size,
               job.errors_recorded, job.error_groups, reason.entry, reason.message, reason.key,
               reason.known
 ), logged AS (
@@ -73,5 +74,6 @@ WITH stale AS (
 )
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, errors, started_at, completed_at, created_at, updated_at,
-       heartbeat_at, worker_id, errors_dropped, errors_logged
+       heartbeat_at, worker_id, errors_dropped, errors_logged,
+       checkpoint, source_sha256, source_size
   FROM rescued;

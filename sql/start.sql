@@ -23,7 +23,8 @@ WITH current_job AS (
  RETURNING job.id, job.status, job.source_type, job.filename, job.total_rows,
           job.processed_rows, job.success_count, job.error_count, job.errors,
           job.started_at, job.completed_at, job.created_at, job.updated_at,
-          job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged
+          job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
+          job.checkpoint, job.source_sha256, job.source_size
 )
 SELECT current_job.status AS previous_status, changed.*
   FROM current_job

@@ -24,7 +24,8 @@ WITH changed AS (
        AND status = ANY (%(from_statuses)s::text[])
  RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
            error_count, errors, started_at, completed_at, created_at, updated_at,
-           heartbeat_at, worker_id, errors_dropped, errors_logged
+           heartbeat_at, worker_id, errors_dropped, errors_logged,
+           checkpoint, source_sha256, source_size
 ), refused AS (
     SELECT status
       FROM import_job

@@ -11,4 +11,5 @@ UPDATE import_job
  WHERE id = %(id)s::uuid
 RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
           error_count, '[]'::jsonb AS errors, started_at, completed_at, created_at, updated_at,
-          heartbeat_at, worker_id, errors_dropped, errors_logged;
+          heartbeat_at, worker_id, errors_dropped, errors_logged,
+          checkpoint, source_sha256, source_size;

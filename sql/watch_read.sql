@@ -3,6 +3,7 @@
 -- Returns the job, or no row when no job has this id.
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, '[]'::jsonb AS errors, started_at, completed_at, created_at, updated_at,
-       heartbeat_at, worker_id, errors_dropped, errors_logged
+       heartbeat_at, worker_id, errors_dropped, errors_logged,
+       checkpoint, source_sha256, source_size
   FROM import_job
  WHERE id = %(id)s::uuid;

@@ -397,3 +397,24 @@ def test_errors_of_an_unknown_job_exits_2_and_writes_nothing(db_url: str, tmp_pa
     assert list(tmp_path.iterdir()) == []
     bad_format = importjob("errors", unknown, "--format", "xml", url=db_url)
     assert "'xml' is not one of 'csv', 'jsonl'" in _one_line_error(bad_format)
+
+
+def test_show_and_list_show_the_fingerprint_and_checkpoint(
+    db_url: str, repo: ImportJobRepository
+) -> None:
+    digest = "ab" * 32
+    job = repo.create(
+        ImportJob(source_type="csv", filename="f.csv", source_sha256=digest, source_size=4096),
+        unique_source=True,
+    )
+    repo.start(job.id, "w")
+    repo.advance(job.id, 10, 10, checkpoint={"row": 10, "offset": 512})
+    shown = json.loads(importjob("show", str(job.id), "--json", url=db_url).stdout)
+    assert (shown["source_sha256"], shown["source_size"]) == (digest, 4096)
+    assert shown["checkpoint"] == {"row": 10, "offset": 512}
+    [listed] = json.loads(importjob("list", "--json", url=db_url).stdout)
+    assert (listed["source_sha256"], listed["source_size"]) == (digest, 4096)
+    assert listed["checkpoint"] == {"row": 10, "offset": 512}
+    text = importjob("show", str(job.id), url=db_url).stdout
+    assert digest in text
+    assert '{"row": 10, "offset": 512}' in text

@@ -17,12 +17,14 @@ import os
 import secrets
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import LiteralString, NamedTuple
 from urllib.parse import quote, urlsplit
 
+import attrs
 import psycopg
 import pytest
 from psycopg import errors, sql
@@ -37,7 +39,7 @@ from importjob import (
     track_async,
     worker_id,
 )
-from importjob.exceptions import ImportValidationError, ParseError
+from importjob.exceptions import ImportValidationError, ParseError, SourceAlreadyImportedError
 from importjob.schema import migration_ids
 
 S = ImportJobStatus
@@ -238,7 +240,15 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
         repo.cancel(watched.id)
         assert [snapshot.status for snapshot in snapshots] == [S.CANCELLED]
 
-        assert repo.purge_finished(timedelta(0)) == 4
+        # A file imported once, and a checkpoint (migrations 0015 and 0016).
+        once = ImportJob(source_type="csv", filename="once.csv", source_sha256="e" * 64)
+        assert repo.create(once, unique_source=True).source_sha256 == "e" * 64
+        with pytest.raises(SourceAlreadyImportedError):
+            repo.create(attrs.evolve(once, id=uuid.uuid4()), unique_source=True)
+        repo.advance(once.id, 1, 1, checkpoint={"row": 1})
+        assert repo.cancel(once.id).checkpoint == {"row": 1}
+
+        assert repo.purge_finished(timedelta(0)) == 5
         assert repo.list_recent() == []
 
 

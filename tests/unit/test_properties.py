@@ -28,6 +28,7 @@ from importjob.exceptions import (
     ImportJobNotFoundError,
     InvalidFieldError,
     InvalidStatusTransitionError,
+    SourceAlreadyImportedError,
 )
 
 # Any character PostgreSQL text can hold: no NUL, no lone surrogate.
@@ -61,6 +62,20 @@ anything = st.recursive(
     ),
     max_leaves=10,
 )
+# What a checkpoint may be: any JSON value PostgreSQL's jsonb holds.
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**63) + 1, 2**63 - 1),
+        st.text(alphabet=STORABLE, max_size=50),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text(alphabet=STORABLE, max_size=10), inner, max_size=4),
+    ),
+    max_leaves=10,
+)
 counts = st.one_of(st.integers(), anything)
 statuses = st.one_of(st.sampled_from([s.value for s in ImportJobStatus]), anything)
 entries = st.one_of(st.dictionaries(st.text(), anything, max_size=5), anything, st.builds(object))
@@ -71,6 +86,7 @@ REFUSALS = (
     InvalidStatusTransitionError,
     ImportJobExistsError,
     ImportJobCancelledError,
+    SourceAlreadyImportedError,
 )
 
 
@@ -91,6 +107,11 @@ jobs = st.builds(
         max_size=255,
     ),
     total_rows=st.integers(0, 2**63 - 1),
+    source_sha256=st.one_of(
+        st.none(), st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+    ),
+    source_size=st.one_of(st.none(), st.integers(0, 2**63 - 1)),
+    checkpoint=st.one_of(st.none(), st.integers(0, 2**63 - 1), st.text(alphabet=STORABLE)),
 )
 
 
@@ -140,6 +161,7 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
             "worker_id",
             "counters",
             "batch_id",
+            "checkpoint",
         },
         lambda side, draw, known: side.advance(
             _job_ids(draw, known),
@@ -151,6 +173,7 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
             batch_id=draw(
                 st.one_of(st.none(), st.tuples(st.one_of(st.text(), anything), counts), anything)
             ),
+            checkpoint=draw(st.one_of(json_values, anything)),
         ),
     ),
     "heartbeat": (
@@ -201,8 +224,11 @@ CALLS: dict[str, tuple[set[str], Callable[[Any, Callable[..., Any], uuid.UUID], 
         ),
     ),
     "create": (
-        {"job", "status", "started_at"},
-        lambda side, draw, known: side.create(draw(st.one_of(anything, jobs))),
+        {"job", "status", "started_at", "unique_source", "source_sha256"},
+        lambda side, draw, known: side.create(
+            draw(st.one_of(anything, jobs)),
+            unique_source=draw(st.one_of(st.booleans(), anything)),
+        ),
     ),
 }
 
@@ -257,6 +283,14 @@ def test_any_json_entry_reads_back_equal(side: Any, entry: dict[str, Any]) -> No
     job = side.create(ImportJob(source_type="text", filename="e.txt"))
     side.add_error(job.id, entry)
     assert side.get_by_id(job.id).errors == [entry]
+
+
+@RUNS
+@given(checkpoint=json_values)
+def test_any_json_checkpoint_reads_back_equal(side: Any, checkpoint: Any) -> None:
+    job = side.create(ImportJob(source_type="text", filename="c.txt"))
+    side.advance(job.id, 1, 1, checkpoint=checkpoint)
+    assert side.get_by_id(job.id).checkpoint == checkpoint
 
 
 @RUNS

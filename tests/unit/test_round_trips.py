@@ -99,6 +99,9 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
             "filename": "x",
             "errors": "[]",
             "created_at": None,
+            "checkpoint": None,
+            "source_sha256": None,
+            "source_size": None,
         },
         "get_by_id": {"id": job.id},
         "list_by_status": {"status": "pending", "limit": 1},
@@ -136,6 +139,14 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
             assert cur.description is not None
             names = tuple(column.name for column in cur.description)
             assert names == ("previous_status", *COLUMNS), name
+    # create(unique_source=True): the id of a job of the same file, or the job.
+    with conn.transaction(force_rollback=True), conn.cursor() as cur:
+        cur.execute(
+            query("create_unique"),
+            {**params["create"], "id": uuid.uuid4(), "source_sha256": "0" * 64},
+        )
+        assert cur.description is not None
+        assert tuple(column.name for column in cur.description) == ("existing_id", *COLUMNS)
 
 
 def test_rows_read_by_position_equal_validated_jobs(repo: ImportJobRepository) -> None:

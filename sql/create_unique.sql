@@ -1,0 +1,39 @@
+-- create_unique: insert a new pending job unless its file was imported:
+-- create(unique_source=True). The file counts as imported while a job with
+-- the same source_sha256 is pending, processing or completed. A job seen
+-- by this statement's snapshot is found by the read; one that commits
+-- meanwhile is caught by the unique index of 0016 (the insert waits for it,
+-- then does nothing), so of two concurrent creates exactly one inserts.
+-- Returns one row: existing_id NULL and the stored job, or the id of a job
+-- of the same file and NULL job columns. Returns no row when the index
+-- caught a job the snapshot could not see: the caller reads it.
+WITH existing AS (
+    SELECT id
+      FROM import_job
+     WHERE source_sha256 = %(source_sha256)s::text
+       AND status IN ('pending', 'processing', 'completed')
+     ORDER BY created_at, id
+     LIMIT 1
+), created AS (
+    INSERT INTO import_job (
+        id, status, source_type, filename, total_rows, processed_rows,
+        success_count, error_count, errors, created_at, checkpoint, source_sha256,
+        source_size, unique_source
+    )
+    SELECT %(id)s::uuid, %(status)s::text, %(source_type)s::text, %(filename)s::text,
+           %(total_rows)s::bigint, %(processed_rows)s::bigint, %(success_count)s::bigint,
+           %(error_count)s::bigint, %(errors)s::jsonb,
+           coalesce(%(created_at)s::timestamptz, now()), %(checkpoint)s::jsonb,
+           %(source_sha256)s::text, %(source_size)s::bigint, true
+     WHERE NOT EXISTS (SELECT FROM existing)
+        ON CONFLICT (source_sha256)
+           WHERE unique_source AND status IN ('pending', 'processing', 'completed')
+           DO NOTHING
+    RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
+              error_count, errors, started_at, completed_at, created_at, updated_at,
+              heartbeat_at, worker_id, errors_dropped, errors_logged,
+              checkpoint, source_sha256, source_size
+)
+SELECT existing.id AS existing_id, created.*
+  FROM created
+  FULL JOIN existing ON true;
