@@ -6,15 +6,16 @@ import time
 from typing import Any
 
 from benchmarks._harness import Report, Section, connect
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus, track
+from importjob import ImportJob, ImportJobRepository, track
+from importjob.repository import Advanced
 
 
 class _CountingRepository(ImportJobRepository):
     writes = 0
 
-    def advance(self, *args: Any, **kwargs: Any) -> ImportJobStatus:
+    def _flush(self, *args: Any, **kwargs: Any) -> Advanced:  # a tracker's flush
         self.writes += 1
-        return super().advance(*args, **kwargs)
+        return super()._flush(*args, **kwargs)
 
 
 def run(url: str, report: Report, *, quick: bool) -> None:

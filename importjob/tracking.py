@@ -26,6 +26,18 @@ is flushed first, either way.
 Each flush is one numbered batch under a key of the tracker's own
 (``advance(batch_id=...)``): when a flush's reply is lost and the batch is
 sent again, the job, which applied it already, does not count it twice.
+
+``checkpoint(value)`` records where the import got to; the next flush
+stores it in the same statement as the counts of the rows before it. Once a
+tracker has a checkpoint, its flushes hold back the rows counted after the
+latest one (they are sent with the next checkpoint, or at the end), so the
+job's counts and checkpoint always agree: a worker that resumes from the
+checkpoint counts no row twice.
+
+``max_failures`` and ``max_failure_rate`` are an error budget, checked
+against the job's counts at each flush: past it, the tracker ends the job
+FAILED with an ``ErrorBudgetExceededError`` entry and raises that error in
+the worker.
 """
 
 from __future__ import annotations
@@ -46,6 +58,7 @@ from importjob import _validate
 from importjob._retry import Backoff, lost_connection
 from importjob.exceptions import (
     DataImportError,
+    ErrorBudgetExceededError,
     ImportJobCancelledError,
     ImportJobDatabaseError,
     ImportJobStoppedError,
@@ -53,7 +66,12 @@ from importjob.exceptions import (
     InvalidStatusTransitionError,
 )
 from importjob.models import ImportJobStatus
-from importjob.repository import AsyncImportJobRepository, ErrorEntry, ImportJobRepository
+from importjob.repository import (
+    Advanced,
+    AsyncImportJobRepository,
+    ErrorEntry,
+    ImportJobRepository,
+)
 
 __all__ = ["AsyncTracker", "Tracker", "track", "track_async"]
 
@@ -87,6 +105,9 @@ class _TrackerState(Generic[_Repo]):
         retry_attempts: int = DEFAULT_RETRY.attempts,
         retry_delay: float = DEFAULT_RETRY.delay,
         retry_max_delay: float = DEFAULT_RETRY.max_delay,
+        max_failures: int | None = None,
+        max_failure_rate: float | None = None,
+        min_rows: int = 100,
     ) -> None:
         self._repo: _Repo = repo
         self.job_id = _validate.job_id(job_id)
@@ -101,6 +122,15 @@ class _TrackerState(Generic[_Repo]):
         self._heartbeat_seconds = _validate.seconds("heartbeat_seconds", heartbeat_seconds)
         if self._heartbeat_seconds == 0:
             raise InvalidFieldError("heartbeat_seconds", "must be more than 0", heartbeat_seconds)
+        self._max_failures = (
+            None if max_failures is None else _validate.count("max_failures", max_failures)
+        )
+        self._max_failure_rate = (
+            None
+            if max_failure_rate is None
+            else _validate.rate("max_failure_rate", max_failure_rate)
+        )
+        self._min_rows = _validate.count("min_rows", min_rows)
         # Every entry goes to the job's error log (up to its limit): the
         # buffer keeps as many as the log could take.
         self._max_entries = repo.error_log_limit
@@ -110,6 +140,18 @@ class _TrackerState(Generic[_Repo]):
         self._errors = 0
         self._entries: list[dict[str, Any]] = []
         self._entries_dropped = 0
+        # Flush when this many rows are counted and not yet in a batch.
+        self._flush_rows = self._every_rows
+        # Checkpoints: once there is one, a batch takes the rows counted up
+        # to the latest (the mark: rows, success, errors, entries, dropped);
+        # those after it wait. A checkpoint not yet in a batch is _checkpoint.
+        self._holding = False
+        self._mark: tuple[int, int, int, int, int] | None = None
+        self._checkpoint: str | None = None
+        # The last batches: everything counted goes (the import ends), and
+        # when it ends on an exception, no budget is checked.
+        self._final = False
+        self._failing = False
         # A batch sent and not acknowledged (its flush failed): sent again,
         # unchanged and with its number, before anything newer, so that the
         # job applies it once whether or not the first try reached it.
@@ -154,14 +196,35 @@ class _TrackerState(Generic[_Repo]):
             _validate.count("n", n)
         self._success += n
         self._rows += n
-        return self._rows >= self._every_rows or time.monotonic() >= self._deadline
+        return self._rows >= self._flush_rows or time.monotonic() >= self._deadline
 
     def _count_failed(self, error: ErrorEntry) -> bool:
         entry = _entry(error)
         self._errors += 1
         self._rows += 1
         self._keep(entry)
-        return self._rows >= self._every_rows or time.monotonic() >= self._deadline
+        return self._rows >= self._flush_rows or time.monotonic() >= self._deadline
+
+    def checkpoint(self, value: Any) -> None:
+        """Record that the rows counted so far bring the import to ``value``.
+
+        ``value`` is any JSON value of at most 8 KiB of JSON (a row number, a
+        byte offset, a page token; None clears the job's). The next flush
+        stores it with the counts of those rows, in one statement; rows
+        counted after it wait for the next checkpoint or the end. A job
+        resumed (``rescue_stale(requeue=True)``, then ``claim_next``) shows it
+        in ``job.checkpoint``: start there. Raises `InvalidFieldError`
+        naming ``checkpoint`` for a value that is not JSON or too big.
+        """
+        self._checkpoint = _validate.checkpoint(value)
+        self._holding = True
+        self._mark = (
+            self._rows,
+            self._success,
+            self._errors,
+            len(self._entries),
+            self._entries_dropped,
+        )
 
     def _keep(self, entry: dict[str, Any]) -> None:
         # A job logs at most error_log_limit entries: more in the buffer could never be stored.
@@ -179,18 +242,31 @@ class _TrackerState(Generic[_Repo]):
         if self._pending is not None:
             yield self._pending
         self._batch_number += 1
-        self._pending = {
-            "processed": self._rows,
-            "success": self._success,
-            "errors": self._errors,
-            "entries": self._entries,
-            "entries_dropped": self._entries_dropped,
+        if self._final or not self._holding:
+            rows, success, errors = self._rows, self._success, self._errors
+            kept, dropped = len(self._entries), self._entries_dropped
+        else:
+            rows, success, errors, kept, dropped = self._mark or (0, 0, 0, 0, 0)
+        batch: dict[str, Any] = {
+            "processed": rows,
+            "success": success,
+            "errors": errors,
+            "entries": self._entries[:kept],
+            "entries_dropped": dropped,
             "worker_id": self.worker_id,
             "batch_id": (self._batch_key, self._batch_number),
         }
-        self._rows = self._success = self._errors = self._entries_dropped = 0
-        self._entries = []
-        yield self._pending
+        if self._mark is not None:
+            batch["checkpoint"] = self._checkpoint
+        self._pending = batch
+        self._rows -= rows
+        self._success -= success
+        self._errors -= errors
+        self._entries_dropped -= dropped
+        self._entries = self._entries[kept:]
+        self._mark = None
+        self._flush_rows = self._rows + self._every_rows
+        yield batch
 
     def _acked(self, batch: dict[str, Any]) -> None:
         # Only once the statement succeeded: a failed flush loses nothing.
@@ -199,11 +275,23 @@ class _TrackerState(Generic[_Repo]):
         self._flushed_errors += batch["errors"]
         self._pending = None
 
-    def _flushed(self, status: ImportJobStatus) -> None:
+    def _flushed(self, job: Advanced) -> ErrorBudgetExceededError | None:
+        """Raise when the job ended elsewhere; return the error when it is over budget."""
         self._last_flush = time.monotonic()
         self._deadline = self._last_flush + self._every_seconds
-        if status.is_terminal:
-            raise _stopped(self.job_id, status)
+        if job.status.is_terminal:
+            raise _stopped(self.job_id, job.status)
+        if self._final and self._failing:
+            return None  # failing already: no budget to keep
+        failed, rows = job.error_count, job.processed_rows
+        if self._max_failures is not None and failed > self._max_failures:
+            return ErrorBudgetExceededError(
+                self.job_id, "max_failures", self._max_failures, failed, rows
+            )
+        rate = self._max_failure_rate
+        if rate is not None and rows >= self._min_rows and rows and failed / rows > rate:
+            return ErrorBudgetExceededError(self.job_id, "max_failure_rate", rate, failed, rows)
+        return None
 
     def _heartbeat_due(self) -> bool:
         return time.monotonic() - self._last_flush >= self._heartbeat_seconds
@@ -294,11 +382,24 @@ class Tracker(_TrackerState[ImportJobRepository]):
         last retry it raises `ImportJobDatabaseError` saying what was not
         flushed.
         """
-        status = ImportJobStatus.PROCESSING
+        over = self._flushed(self._send())
+        if over is not None:
+            # Past the error budget: the job ends FAILED with the reason,
+            # everything counted flushed first; the worker gets the error.
+            self._keep(over.to_dict())
+            self._final = self._failing = True
+            self._flushed(self._send())
+            try:
+                self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
+            except InvalidStatusTransitionError as lost:
+                _ended(self.job_id, lost, ImportJobStatus.FAILED)
+            raise over
+
+    def _send(self) -> Advanced:
         for batch in self._batches():
-            status = self._call(functools.partial(self._repo.advance, self.job_id, **batch))
+            job = self._call(functools.partial(self._repo._flush, self.job_id, **batch))
             self._acked(batch)
-        self._flushed(status)
+        return job
 
     def _call(self, call: Callable[[], _T]) -> _T:
         for attempt in itertools.count():
@@ -322,6 +423,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
         tb: TracebackType | None,
     ) -> None:
         self._stop_beating()
+        self._final = True
         if exc is None:
             self.flush()
             try:
@@ -330,6 +432,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
                 _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
+            self._failing = True
             try:
                 self.flush()
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
@@ -379,11 +482,24 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
 
     async def flush(self) -> None:
         """Write what was gathered since the last flush. See `Tracker.flush`."""
-        status = ImportJobStatus.PROCESSING
+        over = self._flushed(await self._send())
+        if over is not None:
+            self._keep(over.to_dict())
+            self._final = self._failing = True
+            self._flushed(await self._send())
+            try:
+                await self._call(
+                    lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
+                )
+            except InvalidStatusTransitionError as lost:
+                _ended(self.job_id, lost, ImportJobStatus.FAILED)
+            raise over
+
+    async def _send(self) -> Advanced:
         for batch in self._batches():
-            status = await self._call(functools.partial(self._repo.advance, self.job_id, **batch))
+            job = await self._call(functools.partial(self._repo._flush, self.job_id, **batch))
             self._acked(batch)
-        self._flushed(status)
+        return job
 
     async def _call(self, call: Callable[[], Awaitable[_T]]) -> _T:
         for attempt in itertools.count():
@@ -407,6 +523,7 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
         tb: TracebackType | None,
     ) -> None:
         await self._stop_beating()
+        self._final = True
         if exc is None:
             await self.flush()
             try:
@@ -417,6 +534,7 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
                 _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
+            self._failing = True
             try:
                 await self.flush()
                 await self._call(

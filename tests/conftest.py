@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import os
 import shutil
@@ -271,7 +272,11 @@ class _Awaiting:
         value = getattr(self._target, name)
         if not callable(value):
             return value
-        return lambda *args, **kwargs: self._runner.run(value(*args, **kwargs))
+        return lambda *args, **kwargs: self._run(value(*args, **kwargs))
+
+    def _run(self, result: Any) -> Any:
+        # checkpoint() is a plain method on both trackers: nothing to await.
+        return self._runner.run(result) if inspect.iscoroutine(result) else result
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -185,3 +185,54 @@ def _wait_for_waiters(conn: psycopg.Connection[Any], gate: int, count: int) -> N
             return
         time.sleep(0.001)
     pytest.fail(f"the racers never both reached gate {gate}")
+
+
+def test_a_killed_import_resumes_from_its_checkpoint_counting_each_row_once(
+    repo: ImportJobRepository, db_url: str, tmp_path: Path
+) -> None:
+    rows = 2000
+    source = tmp_path / "pairs.csv"
+    source.write_text(
+        "".join(f"q{n},{'bad' if n % 10 == 0 else 'a'}{n}\n" for n in range(1, rows + 1))
+    )
+    job = repo.create(ImportJob(source_type="csv", filename="pairs.csv", total_rows=rows))
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    with _spawn("resume", db_url, str(source), str(first_log), "first") as first:
+        assert _read_line(first.stdout) == ["resuming", "0"]
+        # Killed mid-file, once some checkpoints are stored.
+        while True:
+            stored = repo.get_by_id(job.id)
+            assert stored is not None
+            if stored.checkpoint is not None and stored.checkpoint["row"] >= 300:
+                break
+            time.sleep(0.01)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    at_kill = repo.get_by_id(job.id)
+    assert at_kill is not None
+    assert at_kill.status is S.PROCESSING
+    checkpoint = at_kill.checkpoint["row"]
+    # The counts agree with the checkpoint: the rows before it, each once.
+    assert at_kill.processed_rows == checkpoint
+    assert at_kill.error_count == checkpoint // 10
+    time.sleep(1.5)  # its heartbeat goes stale
+    [rescued] = repo.rescue_stale(timedelta(seconds=1), requeue=True)
+    assert (rescued.status, rescued.checkpoint["row"]) == (S.PENDING, checkpoint)
+    second = _spawn("resume", db_url, str(source), str(second_log), "second")
+    assert _finish(second) == [f"resuming {checkpoint}", "completed"]
+    done = repo.get_by_id(job.id)
+    assert done is not None
+    assert done.status is S.COMPLETED
+    assert done.processed_rows == rows
+    assert done.success_count + done.error_count == done.processed_rows
+    assert done.error_count == rows // 10
+    first_rows = [int(n) for n in first_log.read_text().split()]
+    second_rows = [int(n) for n in second_log.read_text().split()]
+    # No row before the checkpoint was processed twice; the second worker
+    # started right after it and went to the end.
+    assert first_rows[:checkpoint] == list(range(1, checkpoint + 1))
+    assert second_rows == list(range(checkpoint + 1, rows + 1))
+    # The first may have processed a few rows past its checkpoint: counted
+    # by neither it nor the job until the second did them.
+    assert first_rows[checkpoint:] == list(range(checkpoint + 1, len(first_rows) + 1))
+    assert done.checkpoint == {"row": rows, "offset": source.stat().st_size}

@@ -134,6 +134,38 @@ def steady_import(url: str, job_id: str, rows: str, every_rows: str, attempts: s
     print("completed", flush=True)
 
 
+def resume(url: str, source: str, log: str, name: str) -> None:
+    """Claim the pending job and import ``source`` from the job's checkpoint on.
+
+    The resume loop of the README: the checkpoint is the last row done and
+    its end's byte offset; each row processed is appended to ``log`` before
+    it is counted (a row failing has "bad" in it), so the parent sees which
+    rows each worker processed.
+    """
+    repo = _repo(url)
+    job = repo.claim_next(name)
+    assert job is not None
+    done, offset = (job.checkpoint["row"], job.checkpoint["offset"]) if job.checkpoint else (0, 0)
+    print("resuming", done, flush=True)
+    with (
+        open(source, "rb") as rows,
+        open(log, "a") as processed,
+        track(repo, job.id, every_rows=25, every_seconds=3600, worker_id=name) as tracker,
+    ):
+        rows.seek(offset)
+        while line := rows.readline():
+            done += 1
+            processed.write(f"{done}\n")
+            processed.flush()
+            time.sleep(0.001)  # the embedding
+            if b"bad" in line:
+                tracker.failed({"row": done, "message": "bad row"})
+            else:
+                tracker.ok()
+            tracker.checkpoint({"row": done, "offset": rows.tell()})
+    print("completed", flush=True)
+
+
 def watch(url: str, job_id: str) -> None:
     """Watch a job, printing its processed rows at each snapshot, until it ends."""
     for job in _repo(url).watch(job_id):
@@ -148,6 +180,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "track": track_slowly,
     "race": race,
     "watch": watch,
+    "resume": resume,
 }
 
 if __name__ == "__main__":
