@@ -10,6 +10,7 @@ from benchmarks import (
     error_log,
     errors,
     per_call,
+    resume,
     table_size,
     tracker,
     workers,
@@ -34,6 +35,7 @@ SECTIONS: tuple[Section, ...] = (
     async_calls.SECTION,
     writes.SECTION,
     error_log.SECTION,
+    resume.SECTION,
 )
 
 
