@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import pickle
 import threading
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -209,6 +211,20 @@ def test_fingerprint_of_a_path_and_of_file_objects(tmp_path: Path) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
     assert fingerprint(empty) == Fingerprint(hashlib.sha256(b"").hexdigest(), 0)
+
+
+def test_fingerprint_streams_in_constant_memory(tmp_path: Path) -> None:
+    path = tmp_path / "big.bin"
+    with path.open("wb") as out:
+        for _ in range(64):
+            out.write(os.urandom(1 << 20))
+    tracemalloc.start()
+    try:
+        assert fingerprint(path).size == 64 << 20
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20  # one 1 MiB buffer, not the 64 MiB file
 
 
 class _ReadOnly:
