@@ -753,7 +753,7 @@ class ImportJobRepository(_RepositoryCore):
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._errors_params(job_id, [error], "error")
-        self._found(params, self._count("add_errors", params))
+        self._found(params, self._count("add_error", params))
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries in one statement, like `add_error`."""
@@ -1083,7 +1083,7 @@ class AsyncImportJobRepository(_RepositoryCore):
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
         """Append one error entry; see `ImportJobRepository.add_error`."""
         params = self._errors_params(job_id, [error], "error")
-        self._found(params, await self._count("add_errors", params))
+        self._found(params, await self._count("add_error", params))
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries; see `ImportJobRepository.add_errors`."""

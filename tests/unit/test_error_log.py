@@ -136,6 +136,49 @@ def test_reasons_whose_joined_texts_match_stay_apart(side: Any) -> None:
     assert len(summary) == len(entries)
 
 
+def _state(conn: psycopg.Connection[Any], job_id: uuid.UUID) -> tuple[Any, ...]:
+    """Everything a recorded entry changes: the job's bookkeeping, its log and its groups."""
+    job = conn.execute(
+        "SELECT errors, errors_dropped, errors_logged, errors_recorded, error_groups"
+        "  FROM import_job WHERE id = %s",
+        [job_id],
+    ).fetchone()
+    groups = conn.execute(
+        "SELECT key = '00000000-0000-0000-0000-000000000000', type, field, message, count"
+        "  FROM import_job_error_group WHERE job_id = %s ORDER BY 1, 2, 3, 4",
+        [job_id],
+    ).fetchall()
+    return job, [entry for _, entry in _log(conn, job_id)], groups
+
+
+def test_add_error_records_an_entry_exactly_as_a_batch_of_one(
+    side: Any, conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # add_error runs a statement of its own; past every bound, it must agree with add_errors.
+    small = side.with_options(max_errors=3, error_log_limit=5)
+    monkeypatch.setitem(small.repo._limits, "max_groups", 2)
+    one, batch = (small.create(ImportJob(source_type="csv", filename="p.csv")) for _ in range(2))
+    entries = [
+        _entry(1, "a"),
+        _entry(2, "b"),
+        _entry(3, "a"),
+        {"message": "no type"},
+        _entry(5, "c"),  # a third reason: past max_groups, "other"
+        _entry(6, "b"),
+        {"type": "T", "field": None, "message": "d"},
+        _entry(8, "a"),  # past error_log_limit: counted, not logged
+    ]
+    for entry in entries:
+        small.add_error(one.id, entry)
+        small.add_errors(batch.id, [entry])
+        assert _state(conn, one.id) == _state(conn, batch.id), entry
+    job, log, groups = _state(conn, one.id)
+    assert job[1:] == (5, 5, 8, 5)  # dropped, logged, recorded, places handed out
+    assert len(job[0]) == 3
+    assert len(log) == 5
+    assert sum(group[-1] for group in groups) == 8
+
+
 def test_the_groups_of_a_job_are_bounded(side: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     # The repository's bound, made small (MAX_ERROR_GROUPS is read when it is made).
     monkeypatch.setitem(side.repo._limits, "max_groups", 3)
