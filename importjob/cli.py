@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import attrs
 import click
 import psycopg
 from rich.console import Console
@@ -45,6 +44,9 @@ from rich.table import Table
 from rich.text import Text
 
 from importjob import _embedded
+from importjob._job_json import elapsed_seconds as _elapsed
+from importjob._job_json import job_json
+from importjob._job_json import rows_per_second as _rate
 from importjob.exceptions import (
     DataImportError,
     ImportJobNotFoundError,
@@ -203,17 +205,6 @@ def _progress_text(job: ImportJob) -> str:
     return str(job.processed_rows)
 
 
-def _elapsed(job: ImportJob, now: datetime) -> float | None:
-    if job.started_at is None:
-        return None
-    return ((job.completed_at or now) - job.started_at).total_seconds()
-
-
-def _rate(job: ImportJob, now: datetime) -> float | None:
-    elapsed = _elapsed(job, now)
-    return job.processed_rows / elapsed if elapsed else None
-
-
 def _entry_row(entry: dict[str, Any]) -> str:
     for key in ("row", "line_number"):
         if entry.get(key) is not None:
@@ -350,14 +341,7 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     now = datetime.now(UTC)
     elapsed, rate = _elapsed(job, now), _rate(job, now)
     if as_json:
-        _print_json(
-            {
-                **job.to_dict(),
-                "elapsed_seconds": elapsed,
-                "rows_per_second": rate,
-                "error_summary": [attrs.asdict(group) for group in reasons],
-            }
-        )
+        _print_json(job_json(job, now, reasons))
         return
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold")
