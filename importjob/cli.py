@@ -607,6 +607,45 @@ def _nothing() -> Iterator[None]:
     yield
 
 
+def _echo_now(line: str) -> None:
+    # Before the server starts: whoever reads the output (a test, a supervisor) sees it now.
+    click.echo(line)
+    sys.stdout.flush()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free."
+)
+@click.option(
+    "--allow-cancel", is_flag=True, help="Allow cancelling, with a token printed at start."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, allow_cancel: bool) -> None:
+    """Serve a live dashboard and a JSON API (needs: pip install 'importjob[web]')."""
+    try:
+        from importjob import web  # noqa: PLC0415 - an optional extra
+    except ImportError as missing:
+        raise _CommandError(
+            f"importjob serve needs the web extra ({missing.name} is missing):"
+            " pip install 'importjob[web]'"
+        ) from missing
+    database = _database(ctx)
+    url = database.url
+    try:
+        web.serve(
+            url,
+            host=host,
+            port=port,
+            allow_cancel=allow_cancel,
+            database_label="embedded PostgreSQL" if database.embedded else _redact(url),
+            echo=_echo_now,
+        )
+    except OSError as exc:
+        raise _CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 @main.group()
 def embedded() -> None:
     """Manage the embedded PostgreSQL used when no database is given."""

@@ -1,0 +1,73 @@
+"""``importjob serve``: a live dashboard and a JSON API over the import jobs.
+
+Needs the ``web`` extra (``pip install 'importjob[web]'``): Starlette and
+uvicorn serve it, Jinja2 renders the pages, psycopg_pool holds the reads'
+connections, sse-starlette streams the live snapshots and prometheus-client
+writes ``/metrics``. `create_app` builds the application, `serve` runs it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+import socket
+from collections.abc import Callable
+
+from importjob.web.app import POOL_SIZE, TOKEN_HEADER, create_app
+
+__all__ = ["POOL_SIZE", "TOKEN_HEADER", "create_app", "is_loopback", "serve"]
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether ``host`` is reachable from this machine alone."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    url: str,
+    *,
+    host: str,
+    port: int,
+    allow_cancel: bool,
+    database_label: str,
+    echo: Callable[[str], None],
+) -> None:
+    """Serve the dashboard over the database at ``url`` until stopped (SIGINT, SIGTERM).
+
+    Binds first, then says where it listens (``database_label`` names the
+    database, with no password), and, with ``allow_cancel``, the token that
+    cancel requests must carry. Raises `OSError` when the address cannot be
+    bound.
+    """
+    import uvicorn  # noqa: PLC0415 - only the command that serves needs it
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family)
+    bound = sock.getsockname()[1]
+    shown_host = f"[{host}]" if family == socket.AF_INET6 else host
+    where = (
+        "loopback only: reachable from this machine alone"
+        if is_loopback(host)
+        else "NOT loopback: anyone who reaches this address reads every job"
+    )
+    echo(f"importjob serve: http://{shown_host}:{bound}/ ({where})")
+    echo(f"database: {database_label}")
+    token = secrets.token_urlsafe(24) if allow_cancel else None
+    if token:
+        echo(f"cancel allowed with this token in the {TOKEN_HEADER} header: {token}")
+    else:
+        echo("read-only (start with --allow-cancel to allow cancelling jobs)")
+    app = create_app(url, allow_cancel=allow_cancel, token=token)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        # Streams end when the server stops; none should hold it up long.
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
