@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import signal
 import socket
 from collections.abc import Callable
 
@@ -70,4 +71,14 @@ def serve(
         # Streams end when the server stops; none should hold it up long.
         timeout_graceful_shutdown=5,
     )
+    # uvicorn stops gracefully on SIGINT and SIGTERM, then raises the signal
+    # again under the handler found at start: with these, a stop ends the
+    # process normally (exit 0, atexit handlers run), not killed by it.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, _stopped)
     uvicorn.Server(config).run(sockets=[sock])
+    echo("importjob serve: stopped")
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """Take a stop signal that uvicorn has already acted on."""

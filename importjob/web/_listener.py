@@ -102,6 +102,7 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
         self.connected = False
+        self.listening = 0  # jobs LISTENed to on the connection now
         self.reads = 0  # statements run for subscribers, for the tests and the benchmark
 
     @property
@@ -182,6 +183,7 @@ class Listener:
                     channel.listening = True
                     channel.state.connected()
                     channel.due = 0.0
+            self.listening = len(listened)
             now = time.monotonic()
             for channel in self._channels.values():
                 if channel.listening and channel.due <= now and not channel.reading:
@@ -208,13 +210,17 @@ class Listener:
 
         waiting = asyncio.ensure_future(take())
         woken = asyncio.ensure_future(self._wake.wait())
-        await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (waiting, woken):
-            if not task.done():
-                # A cancelled wait for notifications leaves the idle connection as it was.
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        try:
+            await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when the listener itself is cancelled: the wait must let go
+            # of the connection before the connection can close.
+            for task in (waiting, woken):
+                if not task.done():
+                    # A cancelled wait for notifications leaves the idle connection as it was.
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         self._wake.clear()
         if waiting.done() and not waiting.cancelled():
             waiting.result()  # a lost connection raises here

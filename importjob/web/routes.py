@@ -305,7 +305,19 @@ async def metrics(request: Request) -> Response:
             oldest.set(oldest_age)
         if status == ImportJobStatus.PROCESSING:
             stalled.set(without_heartbeat)
+    reads = Gauge(
+        "importjob_serve_snapshot_reads",
+        "Reads this server made for its live streams since it started (one per change per job).",
+        registry=registry,
+    )
+    listened = Gauge(
+        "importjob_serve_listened_jobs",
+        "Jobs the server's one listening connection LISTENs to now.",
+        registry=registry,
+    )
     followed.set(request.app.state.listener.followed)
+    listened.set(request.app.state.listener.listening)
+    reads.set(request.app.state.listener.reads)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
