@@ -29,6 +29,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _listening_socket(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
+    """Bind and listen, so the port (0: any free one) is known before serving.
+
+    Made with IPPROTO_TCP named, not `socket.create_server` (protocol 0):
+    asyncio sets TCP_NODELAY only on connections of a socket that names it,
+    and without it each keep-alive response waits ~40 ms for a delayed ACK.
+    """
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(
     url: str,
     *,
@@ -48,7 +66,7 @@ def serve(
     import uvicorn  # noqa: PLC0415 - only the command that serves needs it
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family)
+    sock = _listening_socket(host, port, family)
     bound = sock.getsockname()[1]
     shown_host = f"[{host}]" if family == socket.AF_INET6 else host
     where = (
