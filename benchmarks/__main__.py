@@ -12,6 +12,7 @@ from benchmarks import (
     per_call,
     table_size,
     tracker,
+    web,
     workers,
     writes,
 )
@@ -34,6 +35,7 @@ SECTIONS: tuple[Section, ...] = (
     async_calls.SECTION,
     writes.SECTION,
     error_log.SECTION,
+    web.SECTION,
 )
 
 
