@@ -8,6 +8,11 @@ on the first read and every `REFRESH_SECONDS`, read at least every
 `FALLBACK_SECONDS` without a notification), and hands each snapshot to every
 subscriber of the job. So 500 browsers on one job cost one LISTEN and one
 read per change, not 500.
+
+A snapshot carries the job's top reasons for failure too, read in the
+same pool checkout when its error count has changed: at most once every
+`REASONS_SECONDS` per job while errors grow, and always for the last
+snapshot, so a page's reasons keep up without a read per change.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -29,12 +35,26 @@ from importjob._errors import translate_errors
 from importjob._queries import query
 from importjob._watch import WatchState
 from importjob.exceptions import DataImportError, ImportJobNotFoundError
-from importjob.models import ImportJob
+from importjob.models import ErrorGroup, ImportJob
+from importjob.repository import AsyncImportJobRepository
 
 _log = logging.getLogger("importjob.web")
 
+# How many reasons a snapshot carries, and how often they are read while errors grow.
+SHOWN_REASONS = 10
+REASONS_SECONDS = 2.0
+
+
+@attrs.frozen
+class Snapshot:
+    """A job as read for its subscribers, with its top reasons for failure (None: not read)."""
+
+    job: ImportJob
+    reasons: tuple[ErrorGroup, ...] | None
+
+
 # What an inbox holds for a job: its newest snapshot, or why there is none.
-Delivery = ImportJob | DataImportError
+Delivery = Snapshot | DataImportError
 # The listener reconnects after 0.1 s, then twice as long each time, at most
 # every 2 s, for as long as the server runs: browsers wait, they never fail.
 _RETRY_FIRST, _RETRY_MOST = 0.1, 2.0
@@ -74,6 +94,15 @@ class _Channel:
         self.due = math.inf  # when to read next (monotonic); read at once once listening
         self.reading = False
         self.again = False  # notified during a read: read once more after it
+        self.reasons: tuple[ErrorGroup, ...] | None = None
+        self.reasons_count = -1  # the error count the reasons were read at
+        self.reasons_at = -math.inf
+
+    def reasons_due(self, job: ImportJob) -> bool:
+        """Return whether this snapshot of the job should carry fresh reasons."""
+        if job.error_count == self.reasons_count:
+            return False
+        return job.is_finished or time.monotonic() >= self.reasons_at + REASONS_SECONDS
 
 
 def _channel_statement(name: str, job_id: uuid.UUID) -> sql.Composed:
@@ -243,7 +272,10 @@ class Listener:
                         with translate_errors(state.params):
                             cursor = await conn.execute(query(state.statement()), state.params)
                             row = await cursor.fetchone()
-                    job = state.changed(row)
+                        job = state.changed(row)
+                        if job is not None and channel.reasons_due(job):
+                            self.reads += 1
+                            await self._read_reasons(conn, channel, job)
                 except ImportJobNotFoundError as exc:  # no such job, or deleted
                     self._deliver(channel, exc)
                     return
@@ -253,7 +285,7 @@ class Listener:
                     channel.due = time.monotonic() + _RETRY_MOST
                     return
                 if job is not None:
-                    self._deliver(channel, job)
+                    self._deliver(channel, Snapshot(job, channel.reasons))
                 if not channel.again:
                     channel.due = time.monotonic() + state.wait_seconds()
                     return
@@ -262,10 +294,18 @@ class Listener:
             self._wake.set()
 
     @staticmethod
+    async def _read_reasons(
+        conn: psycopg.AsyncConnection[Any], channel: _Channel, job: ImportJob
+    ) -> None:
+        repo = AsyncImportJobRepository(conn)
+        channel.reasons = tuple(await repo.error_summary(job.id, limit=SHOWN_REASONS))
+        channel.reasons_count, channel.reasons_at = job.error_count, time.monotonic()
+
+    @staticmethod
     def _deliver(channel: _Channel, delivery: Delivery) -> None:
         channel.last = delivery
         for inbox in channel.inboxes:
             inbox.put(channel.state.job_id, delivery)
-        if isinstance(delivery, DataImportError) or delivery.is_finished:
+        if isinstance(delivery, DataImportError) or delivery.job.is_finished:
             # Nothing changes any more: no more reads; subscribers end their streams.
             channel.due = math.inf

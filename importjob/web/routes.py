@@ -37,14 +37,13 @@ from importjob.exceptions import (
 )
 from importjob.models import ImportJob, ImportJobStatus
 from importjob.repository import AsyncImportJobRepository
-from importjob.web._listener import Delivery, Inbox
+from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
 
 # What a page or a request may ask for at most.
 MAX_JOBS = 500
 MAX_ERRORS_PAGE = 1000
 MAX_STREAMED_JOBS = 200
-# The job page: its reasons and its errors per page.
-SHOWN_REASONS = 10
+# The job page's errors per page (its reasons: SHOWN_REASONS, as its snapshots carry).
 ERRORS_PER_PAGE = 50
 # A job with no sign of life for this long counts as stalled in /metrics.
 STALE_AFTER = timedelta(minutes=5)
@@ -178,11 +177,12 @@ def _event(delivery: Delivery) -> dict[str, str]:
     if isinstance(delivery, DataImportError):
         job_id = getattr(delivery, "job_id", None)
         return {"event": "gone", "data": json.dumps({"id": str(job_id), "error": str(delivery)})}
-    return {"event": "job", "data": json.dumps(job_json(delivery, datetime.now(UTC), None))}
+    shown = job_json(delivery.job, datetime.now(UTC), delivery.reasons)
+    return {"event": "job", "data": json.dumps(shown)}
 
 
 def _ended(delivery: Delivery) -> bool:
-    return isinstance(delivery, DataImportError) or delivery.is_finished
+    return isinstance(delivery, DataImportError) or delivery.job.is_finished
 
 
 async def api_events(request: Request) -> Response:

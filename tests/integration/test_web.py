@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -81,7 +82,7 @@ def test_a_port_taken_is_one_line_error(serve: Serve, db_url: str) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"DATABASE_URL": db_url, "PATH": ""},
+        env={**os.environ, "DATABASE_URL": db_url},
         check=False,
     )
     assert taken.returncode == 2
@@ -255,14 +256,22 @@ def test_events_push_each_change_until_the_job_ends(
             assert name == "job"
             seen.append(snapshot)
             # The next change only once this one is seen: every step is pushed.
-            if len(seen) < 3:
+            if len(seen) == 1:
                 writer.advance(job.id, 1, 1, 0)
+            elif len(seen) == 2:
+                writer.advance(job.id, 1, 0, 1, entries=[ImportValidationError(2, "q", "empty")])
             elif len(seen) == 3:
                 writer.update_status(job.id, S.COMPLETED)
+        shown = http.get(f"/api/jobs/{job.id}").json()
     # The stream ended by itself after the terminal snapshot.
     assert [s["processed_rows"] for s in seen] == [0, 1, 2, 2]
     assert [s["status"] for s in seen][-1] == "completed"
-    assert set(seen[0]) == set(job.to_dict()) | {"elapsed_seconds", "rows_per_second"}
+    # Each snapshot has the shape of show --json (entries left out: a snapshot reads none).
+    assert all(set(s) == set(shown) for s in seen)
+    assert seen[0]["error_summary"] == []
+    # Reasons read again when the errors grew, at the latest for the last snapshot.
+    assert seen[-1]["error_summary"] == shown["error_summary"]
+    assert shown["error_summary"][0]["message"] == "empty"
 
 
 def test_an_ended_job_streams_one_snapshot_and_a_deleted_one_says_gone(

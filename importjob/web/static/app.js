@@ -101,15 +101,14 @@ function jobPage(page) {
   }
   if (TERMINAL.has(page.dataset.status)) return;
   const events = new EventSource(`/api/jobs/${id}/events`);
-  events.addEventListener("job", async (event) => {
+  events.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
     show(page, job);
+    // Snapshots carry the reasons when the server read them again.
+    if (job.error_summary) showReasons(page, job.error_summary);
     if (TERMINAL.has(job.status)) {
       events.close();
       if (cancel) cancel.remove();
-      // The reasons, once, at the end: a snapshot reads the job row alone.
-      const answer = await fetch(`/api/jobs/${id}`);
-      if (answer.ok) showReasons(page, (await answer.json()).error_summary);
     }
   });
   events.addEventListener("gone", () => {
