@@ -13,6 +13,7 @@ import hmac
 import json
 import tempfile
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, cast
@@ -35,7 +36,7 @@ from importjob.exceptions import (
     ImportJobNotFoundError,
     InvalidFieldError,
 )
-from importjob.models import ImportJob, ImportJobStatus
+from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
 from importjob.repository import AsyncImportJobRepository
 from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
 
@@ -81,10 +82,21 @@ def _status(request: Request) -> ImportJobStatus | None:
 # Reads.
 
 
+# One repository per pooled connection, made at its first use: a connection
+# serves one request at a time, and making a repository costs a cursor and a
+# read of the connection's parameters on every request otherwise.
+_repositories: weakref.WeakKeyDictionary[AsyncConnection[Any], AsyncImportJobRepository] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @contextlib.asynccontextmanager
 async def _repository(request: Request) -> AsyncIterator[AsyncImportJobRepository]:
     async with request.app.state.pool.connection() as conn:
-        yield AsyncImportJobRepository(conn)
+        repo = _repositories.get(conn)
+        if repo is None:
+            repo = _repositories[conn] = AsyncImportJobRepository(conn)
+        yield repo
 
 
 async def _rows(conn: AsyncConnection[Any], name: str, params: Mapping[str, Any]) -> list[Any]:
@@ -94,12 +106,23 @@ async def _rows(conn: AsyncConnection[Any], name: str, params: Mapping[str, Any]
         return await cursor.fetchall()
 
 
-async def _job_with_reasons(request: Request, job_id: uuid.UUID) -> tuple[ImportJob, Any]:
-    async with _repository(request) as repo:
-        job = await repo.get_by_id(job_id)
-        if job is None:
-            raise ImportJobNotFoundError(job_id)
-        return job, await repo.error_summary(job_id, limit=SHOWN_REASONS)
+async def _job_with_reasons(
+    request: Request, job_id: uuid.UUID
+) -> tuple[ImportJob, list[ErrorGroup]]:
+    async def job() -> ImportJob | None:
+        async with _repository(request) as repo:
+            return await repo.get_by_id(job_id)
+
+    async def reasons() -> list[ErrorGroup]:
+        async with _repository(request) as repo:
+            return await repo.error_summary(job_id, limit=SHOWN_REASONS)
+
+    # Side by side on two pooled connections: the answer waits one round trip,
+    # not two. An unknown job: error_summary raises ImportJobNotFoundError.
+    found, top = await asyncio.gather(job(), reasons())
+    if found is None:  # deleted between the two reads
+        raise ImportJobNotFoundError(job_id)
+    return found, top
 
 
 async def _error_page(request: Request, job_id: uuid.UUID, after: int, limit: int) -> Any:
