@@ -14,7 +14,7 @@ import signal
 import socket
 from collections.abc import Callable
 
-from importjob.web.app import POOL_SIZE, TOKEN_HEADER, create_app
+from importjob.web.app import LOOPBACK_NAMES, POOL_SIZE, TOKEN_HEADER, create_app
 
 __all__ = ["POOL_SIZE", "TOKEN_HEADER", "create_app", "is_loopback", "serve"]
 
@@ -81,7 +81,13 @@ def serve(
         echo(f"cancel allowed with this token in the {TOKEN_HEADER} header: {token}")
     else:
         echo("read-only (start with --allow-cancel to allow cancelling jobs)")
-    app = create_app(url, allow_cancel=allow_cancel, token=token)
+    app = create_app(
+        url,
+        allow_cancel=allow_cancel,
+        token=token,
+        # Bound to loopback, only loopback names: no DNS rebinding onto it.
+        allowed_hosts=(*LOOPBACK_NAMES, host) if is_loopback(host) else ("*",),
+    )
     config = uvicorn.Config(
         app,
         log_level="warning",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -34,10 +35,12 @@ from importjob.exceptions import (
 from importjob.web import routes
 from importjob.web._listener import Listener
 
-__all__ = ["POOL_SIZE", "TOKEN_HEADER", "create_app"]
+__all__ = ["LOOPBACK_NAMES", "POOL_SIZE", "TOKEN_HEADER", "create_app"]
 
 _log = logging.getLogger("importjob.web")
 
+# The names a browser may use for a server bound to loopback.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Reads are one short statement each: a few connections serve many pages.
 POOL_SIZE = 4
 # Cancel's authority: a header, which no cross-site form or image can send.
@@ -130,12 +133,15 @@ def create_app(
     allow_cancel: bool = False,
     token: str | None = None,
     pool_size: int = POOL_SIZE,
+    allowed_hosts: Sequence[str] = ("*",),
 ) -> Starlette:
     """Return the dashboard and API over the database at ``url``.
 
     With ``allow_cancel``, ``POST /api/jobs/{id}/cancel`` cancels when the
     request carries ``token`` in the `TOKEN_HEADER` header; without it the
-    server changes nothing.
+    server changes nothing. A request whose Host header is not one of
+    ``allowed_hosts`` is refused (400). Raises `InvalidFieldError` for
+    ``allow_cancel`` without a token.
     """
     if allow_cancel and not token:
         raise InvalidFieldError("token", "is needed with allow_cancel", token)
@@ -165,7 +171,12 @@ def create_app(
             *routes.ROUTES,
             Mount("/static", StaticFiles(packages=[("importjob.web", "static")]), name="static"),
         ],
-        middleware=[Middleware(_SecurityHeaders)],
+        middleware=[
+            # A page of another site that rebinds its name to 127.0.0.1 comes
+            # with its own name as Host: refused, so it cannot read the jobs.
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
+            Middleware(_SecurityHeaders),
+        ],
         exception_handlers={
             InvalidFieldError: _invalid,
             ImportJobNotFoundError: _not_found,

@@ -74,6 +74,20 @@ def test_banner_says_loopback_database_and_read_only(serve: Serve, db_url: str) 
     assert "NOT loopback" in everywhere.banner[0]
 
 
+def test_a_foreign_host_name_is_refused_on_loopback(serve: Serve) -> None:
+    server = serve()
+    with client(server) as http:
+        # DNS rebinding: another site's name, resolved to 127.0.0.1 by its owner.
+        rebound = http.get("/api/jobs", headers={"Host": "evil.example"})
+        assert rebound.status_code == 400
+        assert "evil" not in rebound.text
+        port = server.base_url.rsplit(":", 1)[1]
+        assert http.get("/healthz", headers={"Host": f"localhost:{port}"}).status_code == 200
+    everywhere = serve("--host", "0.0.0.0")  # noqa: S104 - any name is fine off loopback
+    with client(everywhere) as http:
+        assert http.get("/healthz", headers={"Host": "imports.example"}).status_code == 200
+
+
 def test_a_port_taken_is_one_line_error(serve: Serve, db_url: str) -> None:
     server = serve()
     port = server.base_url.rsplit(":", 1)[1]
