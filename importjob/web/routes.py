@@ -200,8 +200,7 @@ def _event(delivery: Delivery) -> dict[str, str]:
     if isinstance(delivery, DataImportError):
         job_id = getattr(delivery, "job_id", None)
         return {"event": "gone", "data": json.dumps({"id": str(job_id), "error": str(delivery)})}
-    shown = job_json(delivery.job, datetime.now(UTC), delivery.reasons)
-    return {"event": "job", "data": json.dumps(shown)}
+    return {"event": "job", "data": delivery.data}
 
 
 def _ended(delivery: Delivery) -> bool:
