@@ -13,6 +13,7 @@ from benchmarks import (
     resume,
     table_size,
     tracker,
+    web,
     workers,
     writes,
 )
@@ -36,6 +37,7 @@ SECTIONS: tuple[Section, ...] = (
     writes.SECTION,
     error_log.SECTION,
     resume.SECTION,
+    web.SECTION,
 )
 
 

@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import attrs
 import click
 import psycopg
 from rich.console import Console
@@ -45,6 +44,9 @@ from rich.table import Table
 from rich.text import Text
 
 from importjob import _embedded
+from importjob._job_json import elapsed_seconds as _elapsed
+from importjob._job_json import job_json
+from importjob._job_json import rows_per_second as _rate
 from importjob.exceptions import (
     DataImportError,
     ImportJobNotFoundError,
@@ -203,17 +205,6 @@ def _progress_text(job: ImportJob) -> str:
     return str(job.processed_rows)
 
 
-def _elapsed(job: ImportJob, now: datetime) -> float | None:
-    if job.started_at is None:
-        return None
-    return ((job.completed_at or now) - job.started_at).total_seconds()
-
-
-def _rate(job: ImportJob, now: datetime) -> float | None:
-    elapsed = _elapsed(job, now)
-    return job.processed_rows / elapsed if elapsed else None
-
-
 def _entry_row(entry: dict[str, Any]) -> str:
     for key in ("row", "line_number"):
         if entry.get(key) is not None:
@@ -350,14 +341,7 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     now = datetime.now(UTC)
     elapsed, rate = _elapsed(job, now), _rate(job, now)
     if as_json:
-        _print_json(
-            {
-                **job.to_dict(),
-                "elapsed_seconds": elapsed,
-                "rows_per_second": rate,
-                "error_summary": [attrs.asdict(group) for group in reasons],
-            }
-        )
+        _print_json(job_json(job, now, reasons))
         return
     fields = Table.grid(padding=(0, 2))
     fields.add_column(style="bold")
@@ -630,6 +614,45 @@ def _simulate(
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _echo_now(line: str) -> None:
+    # Before the server starts: whoever reads the output (a test, a supervisor) sees it now.
+    click.echo(line)
+    sys.stdout.flush()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="0: any free."
+)
+@click.option(
+    "--allow-cancel", is_flag=True, help="Allow cancelling, with a token printed at start."
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, allow_cancel: bool) -> None:
+    """Serve a live dashboard and a JSON API (needs: pip install 'importjob[web]')."""
+    try:
+        from importjob import web  # noqa: PLC0415 - an optional extra
+    except ImportError as missing:
+        raise _CommandError(
+            f"importjob serve needs the web extra ({missing.name} is missing):"
+            " pip install 'importjob[web]'"
+        ) from missing
+    database = _database(ctx)
+    url = database.url
+    try:
+        web.serve(
+            url,
+            host=host,
+            port=port,
+            allow_cancel=allow_cancel,
+            database_label="embedded PostgreSQL" if database.embedded else _redact(url),
+            echo=_echo_now,
+        )
+    except OSError as exc:
+        raise _CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 @main.group()

@@ -13,8 +13,12 @@ import contextlib
 import inspect
 import itertools
 import os
+import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -383,3 +387,59 @@ def lossy(conn: psycopg.Connection[Any]) -> Iterator[LossyProxy]:
     proxy = LossyProxy(conn.info)
     yield proxy
     proxy.close()
+
+
+# `importjob serve`, as a user starts it: a real process on a free port.
+SERVE_COMMAND = os.path.join(os.path.dirname(sys.executable), "importjob")
+
+
+class WebServer:
+    """A running ``importjob serve``: its base URL, its token, and what it printed."""
+
+    def __init__(self, url: str, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env["DATABASE_URL"] = url
+        self.process = subprocess.Popen(
+            [SERVE_COMMAND, "serve", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        assert self.process.stdout is not None
+        self.banner: list[str] = []
+        self.token: str | None = None
+        # The banner: where it listens, the database, read-only or the token.
+        while len(self.banner) < 3:
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError(f"importjob serve exited: {self.finish()}")
+            self.banner.append(line.rstrip("\n"))
+        found = re.search(r"http://\S+:(\d+)/", self.banner[0])
+        assert found, self.banner
+        self.base_url = f"http://127.0.0.1:{found.group(1)}"
+        if "token" in self.banner[2]:
+            self.token = self.banner[2].rsplit(" ", 1)[1]
+
+    def finish(self) -> str:
+        """Stop the server as a supervisor does (SIGTERM); return what it printed since."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        out, err = self.process.communicate(timeout=60)
+        return out + err
+
+
+@pytest.fixture
+def serve(db_url: str) -> Iterator[Callable[..., WebServer]]:
+    """Return a function starting ``importjob serve`` over the fresh database (stopped after)."""
+    started: list[WebServer] = []
+
+    def _serve(*args: str, url: str = db_url) -> WebServer:
+        server = WebServer(url, *args)
+        started.append(server)
+        return server
+
+    yield _serve
+    for server in started:
+        output = server.finish()
+        assert "Traceback" not in output, output

@@ -54,7 +54,18 @@ def _one_line_error(result: Any, code: int = 2) -> str:
 
 
 def test_help_on_every_command() -> None:
-    commands = ["migrate", "list", "show", "errors", "watch", "cancel", "rescue", "purge", "demo"]
+    commands = [
+        "migrate",
+        "list",
+        "show",
+        "errors",
+        "watch",
+        "cancel",
+        "rescue",
+        "purge",
+        "demo",
+        "serve",
+    ]
     top = importjob("--help", url=None)
     assert top.returncode == 0
     for command in commands:

@@ -31,15 +31,15 @@ def test_each_sql_file_is_one_parameterized_statement(path: Path) -> None:
     for match in PARAMETER.finditer(body):
         assert body[match.end() : match.end() + 2] == "::", f"{name}: {match.group(0)} uncast"
     assert re.sub(PARAMETER, "", body).count("%") == body.count("%%") * 2
-    # Identifiers only through psycopg.sql.Identifier, in the one file that needs one.
+    # Identifiers only through psycopg.sql.Identifier, in the two files that need one.
     placeholders = re.findall(r"\{(\w+)\}", body)
-    assert placeholders == (["channel"] if name == "listen" else [])
+    assert placeholders == (["channel"] if name in {"listen", "unlisten"} else [])
     assert queries()[name] == text
 
 
 def test_no_sql_text_is_built_from_values_in_the_package() -> None:
     keywords = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|LISTEN|FROM|WHERE)\b")
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):

@@ -1,0 +1,40 @@
+"""A job as JSON, the one shape `importjob show --json` prints and the web API serves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from importjob.models import ErrorGroup, ImportJob
+
+
+def elapsed_seconds(job: ImportJob, now: datetime) -> float | None:
+    """Return how long the job has run (until ``now`` or its end), or None before it started."""
+    if job.started_at is None:
+        return None
+    return ((job.completed_at or now) - job.started_at).total_seconds()
+
+
+def rows_per_second(job: ImportJob, now: datetime) -> float | None:
+    """Return the job's processed rows per second of run time, or None before it started."""
+    elapsed = elapsed_seconds(job, now)
+    return job.processed_rows / elapsed if elapsed else None
+
+
+def job_json(job: ImportJob, now: datetime, reasons: Sequence[ErrorGroup] | None) -> dict[str, Any]:
+    """Return every field of ``job``, its elapsed time and rate, and its top error reasons.
+
+    ``reasons`` None leaves ``error_summary`` out: a live snapshot, which
+    reads the job alone.
+    """
+    shown: dict[str, Any] = {
+        **job.to_dict(),
+        "elapsed_seconds": elapsed_seconds(job, now),
+        "rows_per_second": rows_per_second(job, now),
+    }
+    if reasons is not None:
+        shown["error_summary"] = [attrs.asdict(group) for group in reasons]
+    return shown

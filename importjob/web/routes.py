@@ -1,0 +1,398 @@
+"""The pages and the JSON API of `importjob serve`.
+
+Every request value goes through a check that names the field (400), every
+statement is a file of ``sql/`` run with parameters, and a job's JSON is
+`importjob._job_json.job_json`, the shape of ``importjob show --json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import tempfile
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO, cast
+
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from psycopg import AsyncConnection
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from importjob import _validate
+from importjob._errors import translate_errors
+from importjob._job_json import job_json
+from importjob._queries import query
+from importjob.exceptions import (
+    DataImportError,
+    ImportJobDatabaseError,
+    ImportJobNotFoundError,
+    InvalidFieldError,
+)
+from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
+from importjob.repository import AsyncImportJobRepository
+from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
+
+# What a page or a request may ask for at most.
+MAX_JOBS = 500
+MAX_ERRORS_PAGE = 1000
+MAX_STREAMED_JOBS = 200
+# The job page's errors per page (its reasons: SHOWN_REASONS, as its snapshots carry).
+ERRORS_PER_PAGE = 50
+# A job with no sign of life for this long counts as stalled in /metrics.
+STALE_AFTER = timedelta(minutes=5)
+# How long a new stream waits for its job's first snapshot before saying 503.
+FIRST_SNAPSHOT_SECONDS = 10.0
+# Streams send a comment this often, so proxies keep them open.
+PING_SECONDS = 15
+_CHUNK = 1 << 16
+
+
+# Request values.
+
+
+def _job_id(request: Request) -> uuid.UUID:
+    return _validate.job_id(request.path_params["id"], "id")
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isascii() or not text.isdigit():
+        raise InvalidFieldError(name, "must be a whole number", text)
+    value = int(text)
+    if not low <= value <= high:
+        raise InvalidFieldError(name, f"must be from {low} to {high}", text)
+    return value
+
+
+def _status(request: Request) -> ImportJobStatus | None:
+    text = request.query_params.get("status")
+    return ImportJobStatus.parse(text) if text else None
+
+
+# Reads.
+
+
+# One repository per pooled connection, made at its first use: a connection
+# serves one request at a time, and making a repository costs a cursor and a
+# read of the connection's parameters on every request otherwise.
+_repositories: weakref.WeakKeyDictionary[AsyncConnection[Any], AsyncImportJobRepository] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def _repository(request: Request) -> AsyncIterator[AsyncImportJobRepository]:
+    async with request.app.state.pool.connection() as conn:
+        repo = _repositories.get(conn)
+        if repo is None:
+            repo = _repositories[conn] = AsyncImportJobRepository(conn)
+        yield repo
+
+
+async def _rows(conn: AsyncConnection[Any], name: str, params: Mapping[str, Any]) -> list[Any]:
+    # The statements the repository has no method for, through the same translation.
+    with translate_errors(params):
+        cursor = await conn.execute(query(name), params)
+        return await cursor.fetchall()
+
+
+async def _job_with_reasons(
+    request: Request, job_id: uuid.UUID
+) -> tuple[ImportJob, list[ErrorGroup]]:
+    async def job() -> ImportJob | None:
+        async with _repository(request) as repo:
+            return await repo.get_by_id(job_id)
+
+    async def reasons() -> list[ErrorGroup]:
+        async with _repository(request) as repo:
+            return await repo.error_summary(job_id, limit=SHOWN_REASONS)
+
+    # Side by side on two pooled connections: the answer waits one round trip,
+    # not two. An unknown job: error_summary raises ImportJobNotFoundError.
+    found, top = await asyncio.gather(job(), reasons())
+    if found is None:  # deleted between the two reads
+        raise ImportJobNotFoundError(job_id)
+    return found, top
+
+
+async def _error_page(request: Request, job_id: uuid.UUID, after: int, limit: int) -> Any:
+    params = {"id": job_id, "after": after, "batch": limit}
+    async with request.app.state.pool.connection() as conn:
+        rows = await _rows(conn, "error_page", params)
+    if not rows:
+        raise ImportJobNotFoundError(job_id)
+    entries = [{"n": n, "entry": entry} for n, entry in rows if n is not None]
+    more = len(entries) == limit
+    return entries, (entries[-1]["n"] if more else None)
+
+
+def _listed(job: ImportJob, now: datetime) -> dict[str, Any]:
+    # A list reads no error entries: leave out the empty array, as `list --json` does.
+    shown = job_json(job, now, None)
+    del shown["errors"]
+    return shown
+
+
+# The JSON API.
+
+
+async def api_jobs(request: Request) -> Response:
+    """GET /api/jobs?status=&limit=: the newest jobs, as `importjob list --json`."""
+    status, limit = _status(request), _int(request, "limit", 50, 1, MAX_JOBS)
+    async with _repository(request) as repo:
+        jobs = await repo.list_recent(status, limit)
+    now = datetime.now(UTC)
+    return JSONResponse([_listed(job, now) for job in jobs])
+
+
+async def api_job(request: Request) -> Response:
+    """GET /api/jobs/{id}: one job, as `importjob show --json`."""
+    job, reasons = await _job_with_reasons(request, _job_id(request))
+    return JSONResponse(job_json(job, datetime.now(UTC), reasons))
+
+
+async def api_errors(request: Request) -> Response:
+    """GET /api/jobs/{id}/errors?after=&limit=: a page of the error log, in recording order."""
+    job_id = _job_id(request)
+    after = _int(request, "after", 0, 0, _validate.MAX_COUNT)
+    limit = _int(request, "limit", 100, 1, MAX_ERRORS_PAGE)
+    entries, next_after = await _error_page(request, job_id, after, limit)
+    return JSONResponse({"errors": entries, "next_after": next_after})
+
+
+async def errors_csv(request: Request) -> Response:
+    """GET /api/jobs/{id}/errors.csv: every logged error entry, as `importjob errors`."""
+    job_id = _job_id(request)
+    # Spooled to a file past 1 MiB: constant memory for a log of any size.
+    spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed by the stream
+    try:
+        async with _repository(request) as repo:
+            await repo.export_errors(job_id, cast(BinaryIO, spool), format="csv")
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        with spool:
+            while chunk := spool.read(_CHUNK):
+                yield chunk
+
+    return StreamingResponse(
+        chunks(),
+        media_type="text/csv; charset=utf-8",
+        # Named by the id, never by the job's filename: nothing of the user's in a header.
+        headers={"content-disposition": f'attachment; filename="errors-{job_id}.csv"'},
+    )
+
+
+def _event(delivery: Delivery) -> dict[str, str]:
+    if isinstance(delivery, DataImportError):
+        job_id = getattr(delivery, "job_id", None)
+        return {"event": "gone", "data": json.dumps({"id": str(job_id), "error": str(delivery)})}
+    return {"event": "job", "data": delivery.data}
+
+
+def _ended(delivery: Delivery) -> bool:
+    return isinstance(delivery, DataImportError) or delivery.job.is_finished
+
+
+async def api_events(request: Request) -> Response:
+    """GET /api/jobs/{id}/events: SSE, the job now and at each change, until it ends."""
+    job_id = _job_id(request)
+    inbox = Inbox()
+    subscription = contextlib.AsyncExitStack()
+    await subscription.enter_async_context(request.app.state.listener.subscribe(inbox, [job_id]))
+    try:
+        try:
+            first = (await asyncio.wait_for(inbox.take(), FIRST_SNAPSHOT_SECONDS))[job_id]
+        except TimeoutError as exc:
+            raise ImportJobDatabaseError("no snapshot in time") from exc
+        if isinstance(first, DataImportError):
+            raise first
+    except BaseException:
+        await subscription.aclose()
+        raise
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        async with subscription:
+            delivery: Delivery = first
+            while True:
+                yield _event(delivery)
+                if _ended(delivery):
+                    return
+                delivery = (await inbox.take())[job_id]
+
+    return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"cache-control": "no-store"})
+
+
+async def api_events_many(request: Request) -> Response:
+    """GET /api/events?id=...&id=...: SSE for the jobs list, each job as it changes."""
+    texts = request.query_params.getlist("id")
+    if not 1 <= len(texts) <= MAX_STREAMED_JOBS:
+        raise InvalidFieldError("id", f"give 1 to {MAX_STREAMED_JOBS} job ids", len(texts))
+    job_ids = list(dict.fromkeys(_validate.job_id(text, "id") for text in texts))
+    listener = request.app.state.listener
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        open_ = set(job_ids)
+        async with listener.subscribe(Inbox(), job_ids) as inbox:
+            while open_:
+                for job_id, delivery in (await inbox.take()).items():
+                    yield _event(delivery)
+                    if _ended(delivery):
+                        open_.discard(job_id)
+
+    return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"cache-control": "no-store"})
+
+
+async def api_cancel(request: Request) -> Response:
+    """POST /api/jobs/{id}/cancel: cancel, with --allow-cancel and the token in the header."""
+    job_id = _job_id(request)
+    state = request.app.state
+    if not state.allow_cancel:
+        return JSONResponse(
+            {"error": "read-only: start the server with --allow-cancel to cancel"},
+            status_code=403,
+        )
+    given = request.headers.get("x-importjob-token", "")
+    if not hmac.compare_digest(given.encode(), str(state.token).encode()):
+        return JSONResponse(
+            {"error": "cancel needs the token printed at start, in X-Importjob-Token"},
+            status_code=403,
+        )
+    async with _repository(request) as repo:
+        job = await repo.cancel(job_id)
+    return JSONResponse(job_json(job, datetime.now(UTC), None))
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: 200 when the database answers, with the listener's state."""
+    async with request.app.state.pool.connection() as conn:
+        await _rows(conn, "ping", {})
+    return JSONResponse({"status": "ok", "listening": request.app.state.listener.connected})
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: jobs by status, rows, the oldest pending job, stalled jobs."""
+    async with request.app.state.pool.connection() as conn:
+        rows = await _rows(conn, "job_metrics", {"stale_after": STALE_AFTER})
+    registry = CollectorRegistry()
+    by_status = {
+        "jobs": Gauge("importjob_jobs", "Import jobs, by status.", ["status"], registry=registry),
+        "processed": Gauge(
+            "importjob_rows_processed",
+            "Rows processed, summed over the jobs of each status.",
+            ["status"],
+            registry=registry,
+        ),
+        "failed": Gauge(
+            "importjob_rows_failed",
+            "Rows that failed, summed over the jobs of each status.",
+            ["status"],
+            registry=registry,
+        ),
+    }
+    oldest = Gauge(
+        "importjob_oldest_pending_age_seconds",
+        "Age of the oldest PENDING job (0 when none waits).",
+        registry=registry,
+    )
+    stalled = Gauge(
+        "importjob_processing_without_heartbeat",
+        f"PROCESSING jobs with no heartbeat for {int(STALE_AFTER.total_seconds())} s.",
+        registry=registry,
+    )
+    followed = Gauge(
+        "importjob_serve_followed_jobs", "Jobs this server streams live now.", registry=registry
+    )
+    for status in ImportJobStatus:
+        for gauge in by_status.values():
+            gauge.labels(status.value).set(0)
+    for status, jobs, processed, failed, oldest_age, without_heartbeat in rows:
+        by_status["jobs"].labels(status).set(jobs)
+        by_status["processed"].labels(status).set(processed)
+        by_status["failed"].labels(status).set(failed)
+        if status == ImportJobStatus.PENDING:
+            oldest.set(oldest_age)
+        if status == ImportJobStatus.PROCESSING:
+            stalled.set(without_heartbeat)
+    reads = Gauge(
+        "importjob_serve_snapshot_reads",
+        "Reads this server made for its live streams since it started (one per change per job).",
+        registry=registry,
+    )
+    listened = Gauge(
+        "importjob_serve_listened_jobs",
+        "Jobs the server's one listening connection LISTENs to now.",
+        registry=registry,
+    )
+    followed.set(request.app.state.listener.followed)
+    listened.set(request.app.state.listener.listening)
+    reads.set(request.app.state.listener.reads)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# The pages.
+
+
+def _page(request: Request, name: str, **context: Any) -> Response:
+    template = request.app.state.templates.get_template(name)
+    return HTMLResponse(template.render(allow_cancel=request.app.state.allow_cancel, **context))
+
+
+async def jobs_page(request: Request) -> Response:
+    """GET /: the newest jobs, live."""
+    status, limit = _status(request), _int(request, "limit", 50, 1, MAX_JOBS)
+    async with _repository(request) as repo:
+        jobs = await repo.list_recent(status, limit)
+    now = datetime.now(UTC)
+    return _page(
+        request,
+        "jobs.html",
+        jobs=[_listed(job, now) for job in jobs],
+        status=status.value if status else "",
+        statuses=[member.value for member in ImportJobStatus],
+        limit=limit,
+    )
+
+
+async def job_page(request: Request) -> Response:
+    """GET /jobs/{id}: one job, live, with its reasons and a page of its errors."""
+    job_id = _job_id(request)
+    after = _int(request, "after", 0, 0, _validate.MAX_COUNT)
+    job, reasons = await _job_with_reasons(request, job_id)
+    entries, next_after = await _error_page(request, job_id, after, ERRORS_PER_PAGE)
+    return _page(
+        request,
+        "job.html",
+        job=job_json(job, datetime.now(UTC), reasons),
+        entries=entries,
+        after=after,
+        next_after=next_after,
+    )
+
+
+ROUTES = [
+    Route("/", jobs_page),
+    Route("/jobs/{id}", job_page),
+    Route("/api/jobs", api_jobs),
+    Route("/api/jobs/{id}", api_job),
+    Route("/api/jobs/{id}/errors", api_errors),
+    Route("/api/jobs/{id}/errors.csv", errors_csv),
+    Route("/api/jobs/{id}/events", api_events),
+    Route("/api/jobs/{id}/cancel", api_cancel, methods=["POST"]),
+    Route("/api/events", api_events_many),
+    Route("/metrics", metrics),
+    Route("/healthz", healthz),
+]

@@ -1,0 +1,493 @@
+"""`importjob serve`, over HTTP: a real server process, a real PostgreSQL, an HTTP client."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob.exceptions import ImportValidationError
+from importjob.web import POOL_SIZE, is_loopback
+
+S = ImportJobStatus
+COMMAND = Path(sys.executable).with_name("importjob")
+HOSTILE = '<script>window.pwned=1</script>"\'><img src=x onerror="window.pwned=2">'
+Serve = Callable[..., Any]
+
+
+def client(server: Any) -> httpx.Client:
+    return httpx.Client(base_url=server.base_url, timeout=30)
+
+
+def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """Yield each server-sent event of a stream as (event, data)."""
+    name, data = "message", ""
+    for line in response.iter_lines():
+        if line.startswith("event:"):
+            name = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data += line.partition(":")[2].strip()
+        elif line == "" and data:
+            yield name, json.loads(data)
+            name, data = "message", ""
+
+
+def started(repo: ImportJobRepository, **fields: Any) -> ImportJob:
+    job = repo.create(ImportJob(source_type="csv", filename="pairs.csv", **fields))
+    return repo.start(job.id, worker_id="worker-1")
+
+
+def sessions(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = conn.execute(
+        "SELECT application_name, count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name LIKE 'importjob serve%'"
+        " GROUP BY application_name"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_banner_says_loopback_database_and_read_only(serve: Serve, db_url: str) -> None:
+    server = serve()
+    assert server.banner[0].startswith("importjob serve: http://127.0.0.1:")
+    assert "loopback only" in server.banner[0]
+    assert server.banner[1].startswith("database: postgresql://")
+    assert server.banner[2].startswith("read-only")
+    assert server.token is None
+    assert is_loopback("localhost")
+    assert is_loopback("::1")
+    assert not is_loopback("0.0.0.0")  # noqa: S104 - the check, not a bind
+    assert not is_loopback("example.org")
+    everywhere = serve("--host", "0.0.0.0")  # noqa: S104 - the warning is under test
+    assert "NOT loopback" in everywhere.banner[0]
+
+
+def test_a_foreign_host_name_is_refused_on_loopback(serve: Serve) -> None:
+    server = serve()
+    with client(server) as http:
+        # DNS rebinding: another site's name, resolved to 127.0.0.1 by its owner.
+        rebound = http.get("/api/jobs", headers={"Host": "evil.example"})
+        assert rebound.status_code == 400
+        assert "evil" not in rebound.text
+        port = server.base_url.rsplit(":", 1)[1]
+        assert http.get("/healthz", headers={"Host": f"localhost:{port}"}).status_code == 200
+    everywhere = serve("--host", "0.0.0.0")  # noqa: S104 - any name is fine off loopback
+    with client(everywhere) as http:
+        assert http.get("/healthz", headers={"Host": "imports.example"}).status_code == 200
+
+
+def test_a_port_taken_is_one_line_error(serve: Serve, db_url: str) -> None:
+    server = serve()
+    port = server.base_url.rsplit(":", 1)[1]
+    taken = subprocess.run(
+        [str(COMMAND), "serve", "--port", port],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DATABASE_URL": db_url},
+        check=False,
+    )
+    assert taken.returncode == 2
+    assert taken.stderr.startswith(f"importjob: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in taken.stderr
+
+
+def test_jobs_newest_first_filtered_and_limited(serve: Serve, repo: ImportJobRepository) -> None:
+    first = repo.create(ImportJob(source_type="csv", filename="a.csv"))
+    second = started(repo, total_rows=10)
+    third = repo.create(ImportJob(source_type="json", filename="c.json"))
+    with client(serve()) as http:
+        listed = http.get("/api/jobs").json()
+        assert [job["id"] for job in listed] == [str(third.id), str(second.id), str(first.id)]
+        assert "errors" not in listed[0]
+        assert listed[1]["status"] == "processing"
+        assert listed[1]["worker_id"] == "worker-1"
+        pending = http.get("/api/jobs", params={"status": "pending", "limit": 1}).json()
+        assert [job["id"] for job in pending] == [str(third.id)]
+        page = http.get("/", params={"status": "processing"})
+        assert page.status_code == 200
+        assert str(second.id) in page.text
+        assert str(first.id) not in page.text
+
+
+def test_job_json_is_what_show_json_prints(
+    serve: Serve, repo: ImportJobRepository, db_url: str
+) -> None:
+    job = started(repo, total_rows=4)
+    repo.advance(job.id, 4, 3, 1, entries=[ImportValidationError(2, "answer", "empty")])
+    repo.update_status(job.id, S.COMPLETED)
+    shown = subprocess.run(
+        [str(COMMAND), "--database", db_url, "show", "--json", str(job.id)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    with client(serve()) as http:
+        served = http.get(f"/api/jobs/{job.id}")
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "application/json"
+    # An ended job's elapsed time and rate are fixed: the two are equal, field for field.
+    assert served.json() == json.loads(shown.stdout)
+    assert served.json()["error_summary"][0]["message"] == "empty"
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/jobs/not-a-uuid", "id"),
+        ("/api/jobs/1234", "id"),
+        ("/api/jobs/not-a-uuid/errors", "id"),
+        ("/api/jobs/not-a-uuid/events", "id"),
+        ("/api/jobs/not-a-uuid/errors.csv", "id"),
+        ("/api/jobs?limit=0", "limit"),
+        ("/api/jobs?limit=-3", "limit"),
+        ("/api/jobs?limit=ten", "limit"),
+        ("/api/jobs?limit=100000", "limit"),
+        ("/api/jobs?limit=%EF%BC%95", "limit"),
+        ("/api/jobs?status=done", "status"),
+        ("/api/jobs?status=%27%3B%20DROP%20TABLE%20import_job%3B--", "status"),
+        ("/api/jobs/00000000-0000-0000-0000-000000000001/errors?after=x", "after"),
+        ("/api/jobs/00000000-0000-0000-0000-000000000001/errors?limit=1001", "limit"),
+        ("/api/events", "id"),
+        ("/api/events?id=nope", "id"),
+    ],
+)
+def test_bad_input_is_400_naming_the_field(serve: Serve, path: str, field: str) -> None:
+    with client(serve()) as http:
+        answer = http.get(path)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["field"] == field
+    assert answer.json()["error"].startswith(f"{field}: ")
+
+
+def test_unknown_jobs_are_404_and_bad_pages_400(serve: Serve, conn: Any) -> None:
+    unknown = "00000000-0000-0000-0000-000000000001"
+    with client(serve()) as http:
+        for path in ("", "/errors", "/events", "/errors.csv"):
+            answer = http.get(f"/api/jobs/{unknown}{path}")
+            assert answer.status_code == 404, path
+            assert answer.json() == {"error": f"no import job {unknown}"}
+        assert http.post(f"/api/jobs/{unknown}/cancel").status_code == 403  # read-only first
+        page = http.get(f"/jobs/{unknown}")
+        assert page.status_code == 404
+        assert page.headers["content-type"].startswith("text/html")
+        bad = http.get("/jobs/%3Cb%3Ex")
+        assert bad.status_code == 400
+        assert "<b>x" not in bad.text
+        assert "&lt;b&gt;x" in bad.text
+        assert http.get("/nowhere").status_code == 404
+        assert http.delete("/api/jobs").status_code == 405
+    # Nothing was written by any of it.
+    assert conn.execute("SELECT count(*) FROM import_job").fetchone() == (0,)
+
+
+def test_errors_paged_and_downloaded_whole(serve: Serve, repo: ImportJobRepository) -> None:
+    job = started(repo, total_rows=10)
+    entries = [
+        ImportValidationError(row, "answer", f"bad {row}", value=HOSTILE) for row in range(5)
+    ]
+    repo.advance(job.id, 5, 0, 5, entries=entries)
+    with client(serve()) as http:
+        first = http.get(f"/api/jobs/{job.id}/errors", params={"limit": 2}).json()
+        assert [e["n"] for e in first["errors"]] == [1, 2]
+        assert first["next_after"] == 2
+        rest = http.get(f"/api/jobs/{job.id}/errors", params={"after": 2, "limit": 3}).json()
+        assert [e["entry"]["message"] for e in rest["errors"]] == ["bad 2", "bad 3", "bad 4"]
+        assert rest["next_after"] == 3 + 2
+        past = http.get(f"/api/jobs/{job.id}/errors", params={"after": 5}).json()
+        assert past == {"errors": [], "next_after": None}
+        download = http.get(f"/api/jobs/{job.id}/errors.csv")
+    assert download.status_code == 200
+    assert download.headers["content-disposition"] == (
+        f'attachment; filename="errors-{job.id}.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert [row["message"] for row in rows] == [f"bad {n}" for n in range(5)]
+    assert {row["value"] for row in rows} == {HOSTILE}
+
+
+def test_job_page_shows_reasons_and_pages_of_errors(
+    serve: Serve, repo: ImportJobRepository
+) -> None:
+    job = started(repo, total_rows=100)
+    entries = [ImportValidationError(row, "answer", "empty") for row in range(60)]
+    repo.advance(job.id, 61, 1, 60, entries=entries)
+    with client(serve()) as http:
+        page = http.get(f"/jobs/{job.id}")
+        assert page.status_code == 200
+        assert "61.0 %" in page.text
+        assert "<td>60</td><td>ImportValidationError</td><td>answer</td><td>empty</td>" in page.text
+        assert f'href="/jobs/{job.id}?after=50" data-next' in page.text
+        second = http.get(f"/jobs/{job.id}", params={"after": 50})
+        assert second.text.count("<td>ImportValidationError</td><td>empty</td>") == 10
+        assert "data-next" not in second.text
+        assert "data-cancel" not in second.text  # read-only: no cancel button
+
+
+def test_hostile_values_are_escaped(serve: Serve, repo: ImportJobRepository) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename=HOSTILE, total_rows=3))
+    repo.add_error(
+        job.id, {"type": HOSTILE, "field": HOSTILE, "message": HOSTILE, "value": HOSTILE}
+    )
+    repo.update_progress(job.id, 1, 0, 1)
+    with client(serve()) as http:
+        for path in (f"/jobs/{job.id}", "/"):
+            page = http.get(path)
+            assert page.status_code == 200
+            assert "<script>window" not in page.text
+            assert "<img" not in page.text
+            assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page.text
+            # The browser refuses inline script and foreign sources, whatever gets through.
+            policy = page.headers["content-security-policy"]
+            assert "script-src 'self'" in policy
+            assert "unsafe-inline" not in policy
+        # The API hands the values back as they were stored.
+        assert http.get(f"/api/jobs/{job.id}").json()["filename"] == HOSTILE
+
+
+def test_events_push_each_change_until_the_job_ends(
+    serve: Serve, repo: ImportJobRepository, connect: Callable[[], Any]
+) -> None:
+    job = started(repo, total_rows=3)
+    writer = ImportJobRepository(connect())
+    seen: list[dict[str, Any]] = []
+    with client(serve()) as http, http.stream("GET", f"/api/jobs/{job.id}/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        for name, snapshot in events(stream):
+            assert name == "job"
+            seen.append(snapshot)
+            # The next change only once this one is seen: every step is pushed.
+            if len(seen) == 1:
+                writer.advance(job.id, 1, 1, 0)
+            elif len(seen) == 2:
+                writer.advance(job.id, 1, 0, 1, entries=[ImportValidationError(2, "q", "empty")])
+            elif len(seen) == 3:
+                writer.update_status(job.id, S.COMPLETED)
+        shown = http.get(f"/api/jobs/{job.id}").json()
+    # The stream ended by itself after the terminal snapshot.
+    assert [s["processed_rows"] for s in seen] == [0, 1, 2, 2]
+    assert [s["status"] for s in seen][-1] == "completed"
+    # Each snapshot has the shape of show --json (entries left out: a snapshot reads none).
+    assert all(set(s) == set(shown) for s in seen)
+    assert seen[0]["error_summary"] == []
+    # Reasons read again when the errors grew, at the latest for the last snapshot.
+    assert seen[-1]["error_summary"] == shown["error_summary"]
+    assert shown["error_summary"][0]["message"] == "empty"
+
+
+def test_an_ended_job_streams_one_snapshot_and_a_deleted_one_says_gone(
+    serve: Serve, repo: ImportJobRepository, conn: Any
+) -> None:
+    ended = started(repo)
+    repo.update_status(ended.id, S.FAILED)
+    doomed = started(repo)
+    with client(serve()) as http:
+        with http.stream("GET", f"/api/jobs/{ended.id}/events") as stream:
+            assert [(n, s["status"]) for n, s in events(stream)] == [("job", "failed")]
+        with http.stream("GET", f"/api/events?id={doomed.id}&id={doomed.id}") as stream:
+            for name, data in events(stream):
+                if name == "job":
+                    conn.execute("DELETE FROM import_job WHERE id = %s", (doomed.id,))
+                else:
+                    assert (name, data["id"]) == ("gone", str(doomed.id))
+
+
+def test_many_streams_share_one_listen_connection_and_one_read_per_change(
+    serve: Serve, repo: ImportJobRepository, conn: Any, connect: Callable[[], Any]
+) -> None:
+    jobs = [started(repo, total_rows=2) for _ in range(3)]
+    server = serve()
+    writer = ImportJobRepository(connect())
+    streams = 30
+    ready = threading.Barrier(streams + 1)
+    received: list[list[dict[str, Any]]] = [[] for _ in range(streams)]
+
+    def follow(index: int) -> None:
+        job = jobs[index % 2]  # 15 streams on each of two jobs
+        with client(server) as http, http.stream("GET", f"/api/jobs/{job.id}/events") as stream:
+            for _, snapshot in events(stream):
+                received[index].append(snapshot)
+                if len(received[index]) == 1:
+                    ready.wait()
+
+    threads = [threading.Thread(target=follow, args=(i,)) for i in range(streams)]
+    for thread in threads:
+        thread.start()
+    ready.wait(timeout=60)
+    # The list page's stream follows the third job, on the same connection.
+    with client(server) as http, http.stream("GET", f"/api/events?id={jobs[2].id}") as listing:
+        listed = events(listing)
+        first = next(listed)
+        assert first[1]["id"] == str(jobs[2].id)
+        held = sessions(conn)
+        assert held["importjob serve listener"] == 1
+        assert held.get("importjob serve", 0) <= POOL_SIZE
+        before = _metric(http, "importjob_serve_snapshot_reads")
+        assert _metric(http, "importjob_serve_followed_jobs") == 3
+        for job in jobs[:2]:
+            writer.advance(job.id, 2, 2, 0)
+            writer.update_status(job.id, S.COMPLETED)
+        for thread in threads:
+            thread.join(timeout=60)
+        after = _metric(http, "importjob_serve_snapshot_reads")
+        writer.update_status(jobs[2].id, S.CANCELLED)
+        assert [s["status"] for _, s in listed][-1] == "cancelled"
+    for snapshots in received:
+        assert snapshots[-1]["status"] == "completed"
+        assert snapshots[-1]["processed_rows"] == 2
+    # Four changes in all for 30 streams: a few reads (a burst may fold into
+    # one, a fallback read may fall in), never one per stream.
+    assert after - before <= 8
+
+
+def _metric(http: httpx.Client, name: str, labels: str = "") -> float:
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith(f"{name}{labels} "):
+            return float(line.split()[-1])
+    raise AssertionError(f"no {name}{labels} in /metrics")
+
+
+def test_metrics_count_jobs_rows_and_stalled_work(
+    serve: Serve, repo: ImportJobRepository, conn: Any
+) -> None:
+    waiting = repo.create(ImportJob(source_type="csv", filename="w.csv"))
+    stalled = started(repo, total_rows=10)
+    repo.advance(stalled.id, 7, 5, 2)
+    started(repo)
+    conn.execute(
+        "UPDATE import_job SET created_at = now() - interval '1 hour' WHERE id = %s", (waiting.id,)
+    )
+    conn.execute(
+        "UPDATE import_job SET heartbeat_at = now() - interval '6 minutes' WHERE id = %s",
+        (stalled.id,),
+    )
+    with client(serve()) as http:
+        answer = http.get("/metrics")
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert _metric(http, "importjob_jobs", '{status="pending"}') == 1
+        assert _metric(http, "importjob_jobs", '{status="processing"}') == 2
+        assert _metric(http, "importjob_jobs", '{status="completed"}') == 0
+        assert _metric(http, "importjob_rows_processed", '{status="processing"}') == 7
+        assert _metric(http, "importjob_rows_failed", '{status="processing"}') == 2
+        assert 3600 <= _metric(http, "importjob_oldest_pending_age_seconds") < 3700
+        assert _metric(http, "importjob_processing_without_heartbeat") == 1
+        assert http.get("/healthz").json()["status"] == "ok"
+
+
+def test_cancel_is_read_only_by_default(serve: Serve, repo: ImportJobRepository) -> None:
+    job = started(repo)
+    with client(serve()) as http:
+        refused = http.post(f"/api/jobs/{job.id}/cancel", headers={"X-Importjob-Token": "x"})
+    assert refused.status_code == 403
+    assert "--allow-cancel" in refused.json()["error"]
+    assert repo.get_by_id(job.id).status is S.PROCESSING  # type: ignore[union-attr]
+
+
+def test_cancel_needs_the_token_in_a_header(serve: Serve, repo: ImportJobRepository) -> None:
+    job = started(repo)
+    server = serve("--allow-cancel")
+    assert server.token
+    assert len(server.token) >= 32
+    with client(server) as http:
+        assert "data-cancel" in http.get(f"/jobs/{job.id}").text
+        assert http.post(f"/api/jobs/{job.id}/cancel").status_code == 403
+        # A cookie, a query value or a form field carries no authority.
+        http.cookies.set("X-Importjob-Token", server.token)
+        assert http.post(f"/api/jobs/{job.id}/cancel?token={server.token}").status_code == 403
+        wrong = http.post(f"/api/jobs/{job.id}/cancel", headers={"X-Importjob-Token": "nope"})
+        assert wrong.status_code == 403
+        assert http.get("/api/jobs").json()[0]["status"] == "processing"
+        header = {"X-Importjob-Token": server.token}
+        done = http.post(f"/api/jobs/{job.id}/cancel", headers=header)
+        assert done.status_code == 200
+        assert done.json()["status"] == "cancelled"
+        again = http.post(f"/api/jobs/{job.id}/cancel", headers=header)
+        assert again.status_code == 409
+        assert "cancelled" in again.json()["error"]
+    assert repo.get_by_id(job.id).status is S.CANCELLED  # type: ignore[union-attr]
+
+
+def test_a_password_never_appears(serve: Serve, db_url: str, repo: ImportJobRepository) -> None:
+    # The test server trusts every connection, so any password gets in.
+    secret = "Sup3rS3cretPw"  # noqa: S105 - the password that must not show
+    with_password = db_url.replace("postgres@", f"postgres:{secret}@", 1)
+    assert secret in with_password
+    job = started(repo)
+    server = serve(url=with_password)
+    assert secret not in "\n".join(server.banner)
+    assert "***" in server.banner[1]
+    with client(server) as http:
+        bodies = [
+            http.get(path).text
+            for path in ("/", f"/jobs/{job.id}", "/api/jobs", f"/api/jobs/{job.id}", "/metrics")
+        ]
+        bodies.append(http.get("/healthz").text)
+    assert not any(secret in body for body in bodies)
+    assert secret not in server.finish()
+
+
+def test_a_stream_that_ends_lets_go_of_its_channel(serve: Serve, repo: ImportJobRepository) -> None:
+    job = started(repo)
+    with client(serve()) as http:
+        with http.stream("GET", f"/api/jobs/{job.id}/events") as stream:
+            snapshots = events(stream)  # held: a generator dropped closes the stream
+            next(snapshots)
+            assert _metric(http, "importjob_serve_followed_jobs") == 1
+            assert _metric(http, "importjob_serve_listened_jobs") == 1
+        # The client is gone: the server notices, then UNLISTENs.
+        deadline = time.monotonic() + 30
+        while _metric(http, "importjob_serve_listened_jobs") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _metric(http, "importjob_serve_listened_jobs") == 0
+        assert _metric(http, "importjob_serve_followed_jobs") == 0
+
+
+def test_a_database_without_the_schema_is_503(serve: Serve, empty_db_url: str) -> None:
+    server = serve(url=empty_db_url)
+    with client(server) as http:
+        for path in ("/api/jobs", "/healthz", "/metrics", "/"):
+            answer = http.get(path)
+            assert answer.status_code == 503, path
+            assert "Traceback" not in answer.text
+        assert http.get("/api/jobs").json() == {"error": "the database is not available"}
+        # A stream waits for its first snapshot a while, then says so.
+        unknown = "00000000-0000-0000-0000-000000000001"
+        assert http.get(f"/api/jobs/{unknown}/events").status_code == 503
+    assert "database error on /api/jobs: SchemaMissingError" in server.finish()
+
+
+def test_the_listener_reconnects_and_streams_go_on(
+    serve: Serve, repo: ImportJobRepository, conn: Any, connect: Callable[[], Any]
+) -> None:
+    job = started(repo, total_rows=2)
+    writer = ImportJobRepository(connect())
+    seen: list[int] = []
+    with client(serve()) as http, http.stream("GET", f"/api/jobs/{job.id}/events") as stream:
+        for _, snapshot in events(stream):
+            seen.append(snapshot["processed_rows"])
+            if len(seen) == 1:
+                killed = conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'importjob serve listener'"
+                    " AND datname = current_database()"
+                ).fetchall()
+                assert killed == [(True,)]
+                writer.advance(job.id, 1, 1, 0)
+            elif snapshot["processed_rows"] == 1 and snapshot["status"] == "processing":
+                assert http.get("/healthz").json()["listening"] is True
+                writer.update_status(job.id, S.COMPLETED)
+    assert seen[0] == 0
+    assert seen[-1] == 1
