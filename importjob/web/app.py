@@ -9,6 +9,7 @@ bad input is 400 naming the field, an unknown job 404, a database away 503.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -191,8 +192,16 @@ def create_app(
     )
     app.state.allow_cancel = allow_cancel
     app.state.token = token
-    app.state.templates = Environment(
+    templates = Environment(
         loader=PackageLoader("importjob.web", "templates"),
         autoescape=select_autoescape(default=True),
     )
+    # A checkpoint is any JSON value: shown as the JSON the API serves (then
+    # escaped like every value), not as Python's repr.
+    templates.filters["json_text"] = _json_text
+    app.state.templates = templates
     return app
+
+
+def _json_text(value: Any) -> str:
+    return "\u2013" if value is None else json.dumps(value, ensure_ascii=False)  # en dash

@@ -237,8 +237,26 @@ def test_job_page_shows_reasons_and_pages_of_errors(
         assert "data-cancel" not in second.text  # read-only: no cancel button
 
 
+def test_job_page_shows_checkpoint_and_fingerprint(serve: Serve, repo: ImportJobRepository) -> None:
+    job = repo.create(
+        ImportJob(source_type="csv", filename="f.csv", source_sha256="ab" * 32, source_size=12345)
+    )
+    repo.advance(job.id, 10, 10, checkpoint={"row": 10, "offset": 512})
+    bare = repo.create(ImportJob(source_type="csv", filename="g.csv"))
+    with client(serve()) as http:
+        page = http.get(f"/jobs/{job.id}").text
+        assert '<dd data-field="checkpoint">{&#34;row&#34;: 10, &#34;offset&#34;: 512}</dd>' in page
+        assert f"sha256 {'ab' * 32} · 12,345 bytes" in page
+        shown = http.get(f"/api/jobs/{job.id}").json()
+        assert shown["checkpoint"] == {"row": 10, "offset": 512}
+        assert (shown["source_sha256"], shown["source_size"]) == ("ab" * 32, 12345)
+        assert '<dd data-field="checkpoint">\u2013</dd>' in http.get(f"/jobs/{bare.id}").text
+
+
 def test_hostile_values_are_escaped(serve: Serve, repo: ImportJobRepository) -> None:
-    job = repo.create(ImportJob(source_type="csv", filename=HOSTILE, total_rows=3))
+    job = repo.create(
+        ImportJob(source_type="csv", filename=HOSTILE, total_rows=3, checkpoint=HOSTILE)
+    )
     repo.add_error(
         job.id, {"type": HOSTILE, "field": HOSTILE, "message": HOSTILE, "value": HOSTILE}
     )

@@ -63,6 +63,8 @@ function show(root, job) {
   for (const field of ["created_at", "started_at", "completed_at", "heartbeat_at", "worker_id"]) {
     text(root, field, job[field] == null ? "–" : job[field]);
   }
+  // Any JSON value: shown as JSON, as the page first drew it.
+  if ("checkpoint" in job) text(root, "checkpoint", job.checkpoint == null ? "–" : JSON.stringify(job.checkpoint));
 }
 
 function showReasons(page, groups) {
