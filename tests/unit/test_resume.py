@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -16,14 +17,18 @@ import psycopg
 import pytest
 
 from importjob import (
+    AsyncImportJobRepository,
     Fingerprint,
     ImportJob,
     ImportJobRepository,
     ImportJobStatus,
     fingerprint,
+    track,
+    track_async,
 )
 from importjob.exceptions import (
     ErrorBudgetExceededError,
+    ImportJobCancelledError,
     ImportJobStoppedError,
     InvalidFieldError,
     SourceAlreadyImportedError,
@@ -496,3 +501,57 @@ def test_a_bad_budget_is_refused_before_the_job_starts(
         pass
     assert caught.value.field == field
     assert _stored(side, job.id).status is S.PENDING
+
+
+class _CancelledMeanwhile(ImportJobRepository):
+    """A repository whose job someone cancels right before it is ended (on another connection)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], other: ImportJobRepository) -> None:
+        super().__init__(conn)
+        self.other = other
+
+    def update_status(self, job_id: Any, status: Any) -> ImportJob:
+        self.other.cancel(job_id)
+        return super().update_status(job_id, status)
+
+
+class _AsyncCancelledMeanwhile(AsyncImportJobRepository):
+    def __init__(self, conn: psycopg.AsyncConnection[Any], other: ImportJobRepository) -> None:
+        super().__init__(conn)
+        self.other = other
+
+    async def update_status(self, job_id: Any, status: Any) -> ImportJob:
+        self.other.cancel(job_id)
+        return await super().update_status(job_id, status)
+
+
+def test_a_job_cancelled_while_the_budget_ends_it_stays_cancelled(
+    repo: ImportJobRepository, db_url: str
+) -> None:
+    with psycopg.connect(db_url, autocommit=True) as own:
+        job = repo.create(_job())
+        racing = _CancelledMeanwhile(own, repo)
+        with pytest.raises(ImportJobCancelledError), track(racing, job.id, max_failures=0) as t:
+            t.failed({"message": "bad"})
+    ended = repo.get_by_id(job.id)
+    assert ended is not None
+    assert ended.status is S.CANCELLED  # the cancel won; the worker is told so
+    assert ended.errors[-1]["type"] == "ErrorBudgetExceededError"
+
+
+def test_an_async_job_cancelled_while_the_budget_ends_it_stays_cancelled(
+    repo: ImportJobRepository, db_url: str
+) -> None:
+    job = repo.create(_job())
+
+    async def run() -> None:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as own:
+            racing = _AsyncCancelledMeanwhile(own, repo)
+            with pytest.raises(ImportJobCancelledError):
+                async with track_async(racing, job.id, max_failures=0) as t:
+                    await t.failed({"message": "bad"})
+
+    asyncio.run(run())
+    ended = repo.get_by_id(job.id)
+    assert ended is not None
+    assert ended.status is S.CANCELLED
