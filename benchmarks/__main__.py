@@ -21,6 +21,7 @@ from benchmarks._harness import (
     Report,
     Section,
     drop_database,
+    exclusive_run,
     fresh_database,
     machine,
     print_report,
@@ -57,15 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{n} {section.title}" for n, section in enumerate(SECTIONS, start=1)),
     )
     args = parser.parse_args(argv)
+    with exclusive_run():
+        return _run(args.only, quick=args.quick)
+
+
+def _run(only: list[int] | None, *, quick: bool) -> int:
     url = fresh_database()
     report = Report()
     try:
         for number, section in enumerate(SECTIONS, start=1):
-            if args.only and number not in args.only:
+            if only and number not in only:
                 continue
             print(f"{number}. {section.title}", flush=True)
             report.section = f"{number} {section.name}"
-            section.run(url, report, quick=args.quick)
+            section.run(url, report, quick=quick)
         print_report(report, machine())
     finally:
         drop_database()

@@ -159,6 +159,21 @@ def url(dbname: str) -> str:
     return f"postgresql://{auth}@/{dbname}?host={p['host']}&port={p['port']}"
 
 
+@contextmanager
+def exclusive_run() -> Iterator[None]:
+    """Hold the server's bench lock for the run: a second run waits for this one.
+
+    Both use the same databases, which each drops at its start and end, and
+    two at once would also measure each other.
+    """
+    with psycopg.connect(url("postgres"), autocommit=True) as lock:
+        [(free,)] = lock.execute("SELECT pg_try_advisory_lock(59, 0)").fetchall()
+        if not free:
+            print("another benchmark run holds the server: waiting for it", flush=True)
+            lock.execute("SELECT pg_advisory_lock(59, 0)")
+        yield
+
+
 def fresh_database(name: str = BENCH_DB) -> str:
     """Create database ``name`` anew, apply the migrations, and return its URL."""
     drop_database(name)
