@@ -18,13 +18,14 @@ import secrets
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import LiteralString, NamedTuple
+from typing import Any, LiteralString, NamedTuple
 from urllib.parse import quote, urlsplit
 
 import attrs
+import httpx
 import psycopg
 import pytest
 from psycopg import errors, sql
@@ -423,3 +424,31 @@ def test_the_app_role_cannot_change_the_schema(
             "SELECT count(*) FROM pg_trigger WHERE tgname = 'import_job_notify'"
         ).fetchall()
     assert triggers == 1
+
+
+def test_the_web_server_runs_as_the_app_role(
+    deployment: Deployment, serve: Callable[..., Any]
+) -> None:
+    with psycopg.connect(deployment.app_url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn)
+        job = repo.create(ImportJob(source_type="csv", filename="served.csv", total_rows=2))
+        repo.start(job.id, "worker-1")
+        repo.advance(job.id, 1, 0, 1, entries=[ImportValidationError(1, "answer", "empty")])
+    server = serve("--allow-cancel", url=deployment.app_url)
+    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+        assert http.get("/healthz").status_code == 200
+        assert [shown["id"] for shown in http.get("/api/jobs").json()] == [str(job.id)]
+        assert http.get(f"/api/jobs/{job.id}").json()["error_summary"][0]["count"] == 1
+        assert http.get(f"/api/jobs/{job.id}/errors").status_code == 200
+        assert "empty" in http.get(f"/api/jobs/{job.id}/errors.csv").text
+        assert "importjob_jobs" in http.get("/metrics").text
+        assert http.get(f"/jobs/{job.id}").status_code == 200
+        # The stream marks the job watched (an UPDATE) and LISTENs, as the app role.
+        with http.stream("GET", f"/api/jobs/{job.id}/events") as stream:
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("data:"))
+            cancelled = http.post(
+                f"/api/jobs/{job.id}/cancel", headers={"X-Importjob-Token": server.token or ""}
+            )
+            assert cancelled.status_code == 200
+            assert any('"cancelled"' in line for line in lines if line.startswith("data:"))
