@@ -429,13 +429,7 @@ class _RepositoryCore:
         return job
 
     @staticmethod
-    def _advance_result(params: _Params, row: tuple[Any, ...] | None) -> ImportJobStatus:
-        if row is None:
-            raise ImportJobNotFoundError(params["id"])
-        return ImportJobStatus(row[0])
-
-    @staticmethod
-    def _counts_result(params: _Params, row: tuple[Any, ...] | None) -> Advanced:
+    def _advance_result(params: _Params, row: tuple[Any, ...] | None) -> Advanced:
         if row is None:
             raise ImportJobNotFoundError(params["id"])
         return Advanced(ImportJobStatus(row[0]), row[1], row[2])
@@ -708,12 +702,13 @@ class ImportJobRepository(_RepositoryCore):
             checkpoint=checkpoint,
         )
         row = self._one(_advance_query(params), params, _values)
-        return self._advance_result(params, row)
+        return self._advance_result(params, row).status
 
     def _flush(self, job_id: UUID, **batch: Any) -> Advanced:
         # A tracker's flush: advance, reading back the counts for its error budget.
         params = self._advance_params(job_id, **batch)
-        return self._counts_result(params, self._one(_advance_query(params), params, _values))
+        row = self._one(_advance_query(params), params, _values)
+        return self._advance_result(params, row)
 
     def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record that ``worker_id`` (default: this process) still runs the job; return its status.
@@ -722,7 +717,7 @@ class ImportJobRepository(_RepositoryCore):
         """
         params = self._advance_params(job_id, worker_id=_validate.worker_or_current(worker_id))
         row = self._one(_advance_query(params), params, _values)
-        return self._advance_result(params, row)
+        return self._advance_result(params, row).status
 
     def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status`` and return it as changed.
@@ -1057,17 +1052,18 @@ class AsyncImportJobRepository(_RepositoryCore):
             checkpoint=checkpoint,
         )
         row = await self._one(_advance_query(params), params, _values)
-        return self._advance_result(params, row)
+        return self._advance_result(params, row).status
 
     async def _flush(self, job_id: UUID, **batch: Any) -> Advanced:
         params = self._advance_params(job_id, **batch)
-        return self._counts_result(params, await self._one(_advance_query(params), params, _values))
+        row = await self._one(_advance_query(params), params, _values)
+        return self._advance_result(params, row)
 
     async def heartbeat(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJobStatus:
         """Record the worker's heartbeat; see `ImportJobRepository.heartbeat`."""
         params = self._advance_params(job_id, worker_id=_validate.worker_or_current(worker_id))
         row = await self._one(_advance_query(params), params, _values)
-        return self._advance_result(params, row)
+        return self._advance_result(params, row).status
 
     async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status``; see `ImportJobRepository.update_status`."""
