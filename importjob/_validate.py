@@ -177,6 +177,12 @@ def duration(field: str, value: object) -> timedelta:
     return value
 
 
+def _over(text: str, limit: int) -> bool:
+    """Return whether ``text`` is more than ``limit`` bytes of UTF-8."""
+    # A character is at most 4 bytes: most texts need no encoding to tell.
+    return len(text) * 4 > limit and len(text.encode()) > limit
+
+
 class JsonText(str):
     """JSON text checked already (a tracker's checkpoint): sent as it is."""
 
@@ -193,7 +199,7 @@ def checkpoint(value: object, field: str = "checkpoint") -> str | None:
         return value
     _json_value(field, value, 0)
     text = _ENCODE(value)
-    if len(text) * 4 > MAX_CHECKPOINT_BYTES and len(text.encode()) > MAX_CHECKPOINT_BYTES:
+    if _over(text, MAX_CHECKPOINT_BYTES):
         raise InvalidFieldError(
             field, f"must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON", _cut(text, 100)
         )
@@ -231,8 +237,7 @@ def _encoded_entry(value: object, field: str) -> str:
         raise InvalidFieldError(field, "must be a dict", value)
     _json_value(field, value, 0)
     text = _ENCODE(value)
-    # A character is at most 4 bytes of UTF-8: most entries need no encoding to tell.
-    if len(text) * 4 > MAX_ERROR_ENTRY_BYTES and len(text.encode()) > MAX_ERROR_ENTRY_BYTES:
+    if _over(text, MAX_ERROR_ENTRY_BYTES):
         return _ENCODE(truncate_entry(dict(value)))
     return text
 
