@@ -148,8 +148,8 @@ class _TrackerState(Generic[_Repo]):
         self._holding = False
         self._mark: tuple[int, int, int, int, int] | None = None
         self._checkpoint: str | None = None
-        # The last batches: everything counted goes (the import ends), and
-        # when it ends on an exception, no budget is checked.
+        # The last batches: everything counted goes (the import ends); and
+        # failing (an exception, or past the budget): no budget is checked.
         self._final = False
         self._failing = False
         # A batch sent and not acknowledged (its flush failed): sent again,
@@ -281,7 +281,7 @@ class _TrackerState(Generic[_Repo]):
         self._deadline = self._last_flush + self._every_seconds
         if job.status.is_terminal:
             raise _stopped(self.job_id, job.status)
-        if self._final and self._failing:
+        if self._failing:
             return None  # failing already: no budget to keep
         failed, rows = job.error_count, job.processed_rows
         if self._max_failures is not None and failed > self._max_failures:
@@ -317,6 +317,8 @@ class _TrackerState(Generic[_Repo]):
 
     def _failure(self, exc: BaseException) -> None:
         # The exception that ended the import: an entry, not a failed row.
+        # From now on the job is failing: its budget no longer matters.
+        self._failing = True
         if isinstance(exc, DataImportError):
             self._keep(_entry(exc))
         else:
@@ -386,8 +388,8 @@ class Tracker(_TrackerState[ImportJobRepository]):
         if over is not None:
             # Past the error budget: the job ends FAILED with the reason,
             # everything counted flushed first; the worker gets the error.
-            self._keep(over.to_dict())
-            self._final = self._failing = True
+            self._failure(over)
+            self._final = True
             self._flushed(self._send())
             try:
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
@@ -432,7 +434,6 @@ class Tracker(_TrackerState[ImportJobRepository]):
                 _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
-            self._failing = True
             try:
                 self.flush()
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
@@ -484,8 +485,8 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
         """Write what was gathered since the last flush. See `Tracker.flush`."""
         over = self._flushed(await self._send())
         if over is not None:
-            self._keep(over.to_dict())
-            self._final = self._failing = True
+            self._failure(over)
+            self._final = True
             self._flushed(await self._send())
             try:
                 await self._call(
@@ -534,7 +535,6 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
                 _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
-            self._failing = True
             try:
                 await self.flush()
                 await self._call(
