@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -38,3 +39,16 @@ def job_json(job: ImportJob, now: datetime, reasons: Sequence[ErrorGroup] | None
     if reasons is not None:
         shown["error_summary"] = [attrs.asdict(group) for group in reasons]
     return shown
+
+
+def value_text(value: Any, missing: str) -> str:
+    """Return a field's value as a person reads it: ``missing`` for None, JSON for JSON.
+
+    A checkpoint is any JSON value: shown as the JSON the API serves, not as
+    Python's repr.
+    """
+    if value is None:
+        return missing
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

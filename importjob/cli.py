@@ -45,7 +45,7 @@ from rich.text import Text
 
 from importjob import _embedded
 from importjob._job_json import elapsed_seconds as _elapsed
-from importjob._job_json import job_json
+from importjob._job_json import job_json, value_text
 from importjob._job_json import rows_per_second as _rate
 from importjob.exceptions import (
     DataImportError,
@@ -348,7 +348,7 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     fields.add_column()
     for name, value in job.to_dict().items():
         if name != "errors":
-            fields.add_row(name, _field_text(value))
+            fields.add_row(name, value_text(value, "-"))
     fields.add_row("progress", _progress_text(job))
     fields.add_row("elapsed", "-" if elapsed is None else f"{elapsed:.1f}s")
     fields.add_row("rate", "-" if rate is None else f"{rate:.1f} rows/s")
@@ -379,15 +379,6 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
         f"the error log holds {job.errors_logged:,}"
         f" entr{'y' if job.errors_logged == 1 else 'ies'}: importjob errors {job.id}"
     )
-
-
-def _field_text(value: Any) -> str:
-    # A checkpoint is any JSON value: shown as JSON, not as Python's repr.
-    if value is None:
-        return "-"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
 
 
 def _reasons_table(reasons: list[ErrorGroup]) -> Table:

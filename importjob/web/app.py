@@ -9,7 +9,7 @@ bad input is 400 naming the field, an unknown job 404, a database away 503.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -27,6 +27,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from importjob._job_json import value_text
 from importjob.exceptions import (
     DataImportError,
     ImportJobNotFoundError,
@@ -196,12 +197,7 @@ def create_app(
         loader=PackageLoader("importjob.web", "templates"),
         autoescape=select_autoescape(default=True),
     )
-    # A checkpoint is any JSON value: shown as the JSON the API serves (then
-    # escaped like every value), not as Python's repr.
-    templates.filters["json_text"] = _json_text
+    # A checkpoint as the CLI shows it (then escaped like every value).
+    templates.filters["value_text"] = functools.partial(value_text, missing="\u2013")  # en dash
     app.state.templates = templates
     return app
-
-
-def _json_text(value: Any) -> str:
-    return "\u2013" if value is None else json.dumps(value, ensure_ascii=False)  # en dash
