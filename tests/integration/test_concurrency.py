@@ -63,13 +63,21 @@ def test_eight_workers_claim_each_job_exactly_once(
         jobs = {
             repo.create(ImportJob(source_type="json", filename=f"{n}.json")).id for n in range(1000)
         }
+    # The gate: all eight start claiming at once, so a worker slow to start
+    # on a busy machine does not find the queue emptied already.
+    conn.execute("SELECT pg_advisory_lock(59, 0)")
     workers = [_spawn("claim", db_url) for _ in range(8)]
+    worker_ids = [_read_line(worker.stdout)[1] for worker in workers]
+    while conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone() != (8,):
+        time.sleep(0.01)
+    conn.execute("SELECT pg_advisory_unlock(59, 0)")
     claims: Counter[str] = Counter()
     claimed_by: dict[str, str] = {}
-    for worker in workers:
+    for worker, worker_id in zip(workers, worker_ids, strict=True):
         lines = _finish(worker)
-        worker_id = lines[0].split()[1]
-        for line in lines[1:]:
+        for line in lines:
             job_id = line.split()[1]
             claims[job_id] += 1
             claimed_by[job_id] = worker_id

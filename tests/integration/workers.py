@@ -34,9 +34,15 @@ def advance(url: str, job_id: str, calls: str) -> None:
 
 
 def claim(url: str) -> None:
-    """Claim jobs until none is pending; print each id claimed."""
+    """Wait at the parent's gate, then claim jobs until none is pending; print each id claimed.
+
+    The parent holds advisory lock (59, 0) until every worker waits on it,
+    so they all start at once, however long each took to start.
+    """
     repo = _repo(url)
     print("worker", worker_id(), flush=True)
+    repo.connection.execute("SELECT pg_advisory_lock_shared(59, 0)")
+    repo.connection.execute("SELECT pg_advisory_unlock_shared(59, 0)")
     while (job := repo.claim_next()) is not None:
         print("claimed", job.id, flush=True)
 
