@@ -221,7 +221,7 @@ class ImportJob:
     source_size: int | None = attrs.field(default=None, validator=_is_size)
 
     def __attrs_post_init__(self) -> None:
-        # The same rules as the table's CHECK constraints, said first and better.
+        # The same rules as the table's triggers (0017), said first and better.
         if self.status.is_terminal and self.completed_at is None:
             raise InvalidFieldError(
                 "completed_at", f"must be set when status is {self.status}", None

@@ -19,7 +19,14 @@ import pytest
 from psycopg.types.json import Jsonb
 
 import importjob
-from importjob import ImportJob, ImportJobStatus, SourceType, apply_migrations, rollback_migrations
+from importjob import (
+    ImportJob,
+    ImportJobRepository,
+    ImportJobStatus,
+    SourceType,
+    apply_migrations,
+    rollback_migrations,
+)
 from importjob.exceptions import InvalidFieldError
 from importjob.schema import migration_ids, yoyo_url
 
@@ -355,13 +362,55 @@ def test_database_checks_back_the_model(conn: psycopg.Connection[Any]) -> None:
     assert conn.execute("SELECT count(*) FROM import_job").fetchone() == (0,)
 
 
-def test_the_row_check_travels_with_a_copy_of_the_table(conn: psycopg.Connection[Any]) -> None:
-    # 0009's CHECK names columns, not the row: a copy made with LIKE keeps it.
-    conn.execute("CREATE TEMP TABLE job_copy (LIKE import_job INCLUDING ALL)")
-    conn.execute("INSERT INTO job_copy (source_type, filename) VALUES ('csv', 'p')")
-    with pytest.raises(psycopg.errors.CheckViolation) as caught:
-        conn.execute("INSERT INTO job_copy (source_type, filename) VALUES ('xml', 'p')")
-    assert caught.value.diag.constraint_name == "import_job_source_type_check"
+def test_the_rules_hold_for_updates_too(conn: psycopg.Connection[Any]) -> None:
+    from importjob._errors import translate  # noqa: PLC0415 - the translator under test
+
+    [(job_id,)] = conn.execute(
+        "INSERT INTO import_job (source_type, filename) VALUES ('csv', 'p') RETURNING id"
+    ).fetchall()
+    before = conn.execute("SELECT * FROM import_job").fetchall()
+    bad = {
+        "status": "status = 'x'",
+        "filename": "filename = ''",
+        "completed_at": "status = 'completed'",
+        "started_at": "status = 'processing'",
+        "total_rows": "total_rows = -1",
+        "processed_rows": "processed_rows = processed_rows - 1",
+        "error_count": "error_count = -5",
+        "errors_dropped": "errors_dropped = -1",
+        "errors": "errors = '{}'",
+        "source_sha256": "source_sha256 = 'ABC'",
+        "source_size": "source_size = -1",
+    }
+    for field, assignment in bad.items():
+        with pytest.raises(psycopg.errors.CheckViolation) as caught:
+            conn.execute(f"UPDATE import_job SET {assignment} WHERE id = %s", [job_id])
+        translated = translate(caught.value, {})
+        assert isinstance(translated, InvalidFieldError), field
+        assert translated.field == field
+    assert conn.execute("SELECT * FROM import_job").fetchall() == before
+
+
+def test_a_flush_calls_no_rule_function(conn: psycopg.Connection[Any]) -> None:
+    # The rules run where their columns are written (0017): a flush writes
+    # counters, whose trigger's WHEN is the check, and calls no function.
+    repo = ImportJobRepository(conn)
+    job = repo.create(ImportJob(source_type="csv", filename="p"))
+
+    def calls() -> int:
+        [(count,)] = conn.execute(
+            "SELECT coalesce(pg_stat_get_xact_function_calls('import_job_rules'::regproc), 0)"
+        ).fetchall()
+        return int(count)
+
+    with conn.transaction():
+        conn.execute("SET LOCAL track_functions = 'pl'")
+        repo.advance(job.id, processed=10, success=9, errors=1, worker_id="w")
+        repo.update_progress(job.id, processed=20, success=18, errors=2)
+        repo.heartbeat(job.id, "w")
+        assert calls() == 0
+        repo.update_status(job.id, ImportJobStatus.PROCESSING)
+        assert calls() == 1
 
 
 def test_apply_is_a_no_op_when_all_is_applied(empty_db_url: str) -> None:

@@ -48,14 +48,12 @@ COMMAND = Path(sys.executable).with_name("importjob")
 
 # Everything the app role is granted, by the owner, after the migrations
 # (`importjob migrate` or `yoyo apply` as the owner). {app} is its name.
-# Nothing else is needed: the notify trigger runs its function without
-# checking EXECUTE (the fixture revokes it from PUBLIC to prove it), LISTEN
+# Nothing else is needed: the triggers (notify, the row's rules) run their
+# functions without checking EXECUTE (the fixture revokes it from PUBLIC to prove it), LISTEN
 # needs no privilege, and the ids come from the client, not a sequence.
 APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT USAGE ON SCHEMA public TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job TO {app}",
-    # The table's CHECK (migration 0009) calls it as the writing role.
-    "GRANT EXECUTE ON FUNCTION import_job_valid TO {app}",
     # The error log and its counts of reasons (migration 0011), and the
     # functions that key and sort reasons, which the statements counting them call.
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error TO {app}",
@@ -130,13 +128,13 @@ def deployment(empty_db_url: str) -> Iterator[Deployment]:
             for grant in APP_GRANTS:
                 conn.execute(sql.SQL(grant).format(app=sql.Identifier(app)))
             # Trigger functions run without an EXECUTE check; the reasons'
-            # functions and the CHECK's run by the grants above.
+            # functions run by the grants above.
             for function in (
                 "import_job_notify()",
                 "import_job_forget_errors()",
                 "import_job_error_key(text, text, text)",
                 "import_job_error_reasons(uuid, jsonb)",
-                "import_job_valid",
+                "import_job_rules()",
                 "import_job_errors_refused()",
             ):
                 conn.execute(
@@ -172,9 +170,7 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
             "           %(app)s, 'import_job_error_key(text, text, text)', 'EXECUTE'),"
             "       has_function_privilege("
             "           %(app)s, 'import_job_error_reasons(uuid, jsonb)', 'EXECUTE'),"
-            "       has_function_privilege(%(app)s, 'import_job_valid("
-            "           text, text, text, bigint, bigint, bigint, bigint, bigint,"
-            "           timestamptz, timestamptz)', 'EXECUTE'),"
+            "       has_function_privilege(%(app)s, 'import_job_rules()', 'EXECUTE'),"
             "       has_function_privilege(%(app)s, 'import_job_errors_refused()', 'EXECUTE'),"
             "       has_table_privilege(%(app)s, '_yoyo_migration', 'SELECT')",
             {"app": deployment.app},
@@ -187,8 +183,8 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
         for privilege in privileges
     }
     # USAGE, not CREATE; no EXECUTE on the trigger functions, on the
-    # reasons' functions and the CHECK's by their grants; nothing of yoyo's.
-    assert schema == (True, False, False, False, True, True, True, False, False)
+    # reasons' functions by their grants; nothing of yoyo's.
+    assert schema == (True, False, False, False, True, True, False, False, False)
 
 
 def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) -> None:
