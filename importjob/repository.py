@@ -91,7 +91,7 @@ def _values(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 def _previous_and_job(values: Sequence[Any]) -> _Previous:
-    # update_status and start: a status the job had, then the job (all NULL if unchanged).
+    # start: a status the job had, then the job (all NULL if unchanged).
     return values[0], None if values[1] is None else job_from_values(values[1:])
 
 
@@ -404,17 +404,17 @@ class _RepositoryCore:
     # Results.
 
     @staticmethod
-    def _status_result(params: _Params, row: _Previous | None) -> ImportJob:
+    def _status_refused(params: _Params, row: tuple[Any, ...] | None) -> None:
+        # update_status changed nothing: say why, from the status read after
+        # it, or return to try again when the job has moved since into a
+        # status the transition may leave (statuses only move forward, so
+        # that happens at most twice).
         if row is None:
             raise ImportJobNotFoundError(params["id"])
-        previous, job = row
-        if job is None:
+        if row[0] not in params["from_statuses"]:
             raise InvalidStatusTransitionError(
-                params["id"],
-                ImportJobStatus(str(previous)),
-                ImportJobStatus(params["status"]),
+                params["id"], ImportJobStatus(row[0]), ImportJobStatus(params["status"])
             )
-        return job
 
     @staticmethod
     def _start_result(params: _Params, row: _Previous | None) -> ImportJob:
@@ -730,7 +730,9 @@ class ImportJobRepository(_RepositoryCore):
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._status_params(job_id, status)
-        return self._status_result(params, self._one("update_status", params, _previous_and_job))
+        while (job := self._one("update_status", params, job_from_values)) is None:
+            self._status_refused(params, self._one("status_of", params, _values))
+        return job
 
     def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job (`update_status` to CANCELLED) and return it.
@@ -1068,9 +1070,9 @@ class AsyncImportJobRepository(_RepositoryCore):
     async def update_status(self, job_id: UUID | str, status: ImportJobStatus | str) -> ImportJob:
         """Move the job to ``status``; see `ImportJobRepository.update_status`."""
         params = self._status_params(job_id, status)
-        return self._status_result(
-            params, await self._one("update_status", params, _previous_and_job)
-        )
+        while (job := await self._one("update_status", params, job_from_values)) is None:
+            self._status_refused(params, await self._one("status_of", params, _values))
+        return job
 
     async def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job; see `ImportJobRepository.cancel`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import uuid
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import AsyncImportJobRepository, ImportJob, ImportJobRepository, ImportJobStatus
 from importjob.exceptions import (
     ImportJobExistsError,
     ImportJobNotFoundError,
@@ -230,6 +231,63 @@ def test_concurrent_transitions_cannot_both_succeed(
     final = repo.get_by_id(job.id)
     assert final is not None
     assert final.status is S.COMPLETED
+
+
+class _StartedMeanwhile(ImportJobRepository):
+    """A repository whose job is started on another connection right after a refusal."""
+
+    def __init__(self, conn: psycopg.Connection[Any], other: ImportJobRepository) -> None:
+        super().__init__(conn)
+        self.other = other
+        self.reads: list[str] = []
+
+    def _one(self, name: str, params: Any, build: Any) -> Any:
+        if name == "status_of":
+            self.reads.append(name)
+            if len(self.reads) == 1:
+                self.other.start(params["id"], "w")
+        return super()._one(name, params, build)
+
+
+class _AsyncStartedMeanwhile(AsyncImportJobRepository):
+    def __init__(self, conn: psycopg.AsyncConnection[Any], other: ImportJobRepository) -> None:
+        super().__init__(conn)
+        self.other = other
+        self.reads: list[str] = []
+
+    async def _one(self, name: str, params: Any, build: Any) -> Any:
+        if name == "status_of":
+            self.reads.append(name)
+            if len(self.reads) == 1:
+                self.other.start(params["id"], "w")
+        return await super()._one(name, params, build)
+
+
+def test_a_transition_refused_by_a_status_the_job_has_left_is_tried_again(
+    repo: ImportJobRepository, db_url: str
+) -> None:
+    # PENDING refuses COMPLETED; by the time the refusal is read the job is
+    # PROCESSING, which COMPLETED may leave: the transition is made, not
+    # refused under a status that allows it.
+    job = repo.create(ImportJob(source_type="csv", filename="p"))
+    with psycopg.connect(db_url, autocommit=True) as own:
+        racing = _StartedMeanwhile(own, repo)
+        done = racing.update_status(job.id, S.COMPLETED)
+    assert racing.reads == ["status_of"]
+    assert (done.status, done.worker_id) == (S.COMPLETED, "w")
+    assert done.started_at is not None
+    assert done.completed_at is not None
+
+    async def run() -> ImportJob:
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as own:
+            racing = _AsyncStartedMeanwhile(own, repo)
+            ended = await racing.update_status(second.id, S.COMPLETED)
+            assert racing.reads == ["status_of"]
+            return ended
+
+    second = repo.create(ImportJob(source_type="csv", filename="p"))
+    ended = asyncio.run(run())
+    assert (ended.status, ended.worker_id) == (S.COMPLETED, "w")
 
 
 def _attempt(conn: psycopg.Connection[Any], job_id: uuid.UUID, status: ImportJobStatus) -> object:
