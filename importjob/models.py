@@ -303,6 +303,49 @@ COLUMNS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ImportJob)
 _new = object.__new__
 
 
+# create returns only what the database set or normalized; the values it
+# inserted are the job's, copied (each column returned cost ~2.5 us).
+_CREATE_INSERTS = tuple(
+    (ImportJob.__dict__[name].__get__, ImportJob.__dict__[name].__set__)
+    for name in (
+        "id",
+        "status",
+        "source_type",
+        "filename",
+        "total_rows",
+        "processed_rows",
+        "success_count",
+        "error_count",
+        "source_sha256",
+        "source_size",
+    )
+)
+
+
+def job_as_created(job: ImportJob, stored: Sequence[Any]) -> ImportJob:
+    """Return ``job`` as create stored it, trusting both (``job`` is validated).
+
+    The columns create.sql inserts are ``job``'s; ``stored`` holds what the
+    database set or normalized, in the order create.sql returns them:
+    ``errors``, ``checkpoint`` (as jsonb gives them back), ``created_at`` and
+    ``updated_at``. The rest are the table's defaults for a new job.
+    """
+    created: ImportJob = _new(ImportJob)
+    for get, set_ in _CREATE_INSERTS:
+        set_(created, get(job))
+    _set_errors(created, stored[0])
+    _set_checkpoint(created, stored[1])
+    _set_created_at(created, stored[2])
+    _set_updated_at(created, stored[3])
+    _set_started_at(created, None)
+    _set_completed_at(created, None)
+    _set_heartbeat_at(created, None)
+    _set_worker_id(created, None)
+    _set_errors_dropped(created, 0)
+    _set_errors_logged(created, 0)
+    return created
+
+
 def job_from_values(values: Sequence[Any]) -> ImportJob:
     """Build a job from a row's values in `COLUMNS` order, trusting them.
 

@@ -44,7 +44,13 @@ from importjob.exceptions import (
     InvalidStatusTransitionError,
     SourceAlreadyImportedError,
 )
-from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, job_from_values
+from importjob.models import (
+    ErrorGroup,
+    ImportJob,
+    ImportJobStatus,
+    job_as_created,
+    job_from_values,
+)
 
 __all__ = [
     "DEFAULT_ERROR_LOG_LIMIT",
@@ -435,7 +441,9 @@ class _RepositoryCore:
         return Advanced(ImportJobStatus(row[0]), row[1], row[2])
 
     @staticmethod
-    def _created_result(params: _Params, row: tuple[Any, ...] | None) -> ImportJob | None:
+    def _created_result(
+        job: ImportJob, params: _Params, row: tuple[Any, ...] | None
+    ) -> ImportJob | None:
         """Return the job create_unique stored; raise when its file was imported.
 
         None: the unique index stopped it, the job that did is not in the
@@ -446,7 +454,7 @@ class _RepositoryCore:
         existing, *values = row
         if existing is not None:
             raise SourceAlreadyImportedError(params["id"], params["source_sha256"], existing)
-        return job_from_values(values)
+        return job_as_created(job, values)
 
     @staticmethod
     def _summary_result(params: _Params, rows: list[tuple[Any, ...]]) -> list[ErrorGroup]:
@@ -557,9 +565,9 @@ class ImportJobRepository(_RepositoryCore):
         """
         name, params = self._create_query(job, unique_source)
         if name == "create":
-            [stored] = self._all(name, params, job_from_values)
-            return stored
-        created = self._created_result(params, self._one(name, params, _values))
+            [stored] = self._all(name, params, _values)
+            return job_as_created(job, stored)
+        created = self._created_result(job, params, self._one(name, params, _values))
         if created is not None:
             return created
         # Stopped by the index: the job that did so committed after this
@@ -954,9 +962,9 @@ class AsyncImportJobRepository(_RepositoryCore):
         """Store a new job and return it as stored. See `ImportJobRepository.create`."""
         name, params = self._create_query(job, unique_source)
         if name == "create":
-            [stored] = await self._all(name, params, job_from_values)
-            return stored
-        created = self._created_result(params, await self._one(name, params, _values))
+            [stored] = await self._all(name, params, _values)
+            return job_as_created(job, stored)
+        created = self._created_result(job, params, await self._one(name, params, _values))
         if created is not None:
             return created
         row = await self._one("source_imported", params, _values)

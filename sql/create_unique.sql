@@ -4,8 +4,8 @@
 -- by this statement's snapshot is found by the read; one that commits
 -- meanwhile is caught by the unique index of 0016 (the insert waits for it,
 -- then does nothing), so of two concurrent creates exactly one inserts.
--- Returns one row: existing_id NULL and the stored job, or the id of a job
--- of the same file and NULL job columns. Returns no row when the index
+-- Returns one row: existing_id NULL and what create.sql returns of the
+-- stored job, or the id of a job of the same file and NULLs. Returns no row when the index
 -- caught a job the snapshot could not see: the caller reads it.
 WITH existing AS (
     SELECT id
@@ -29,10 +29,7 @@ WITH existing AS (
         ON CONFLICT (source_sha256)
            WHERE unique_source AND status IN ('pending', 'processing', 'completed')
            DO NOTHING
-    RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
-              error_count, errors, started_at, completed_at, created_at, updated_at,
-              heartbeat_at, worker_id, errors_dropped, errors_logged,
-              checkpoint, source_sha256, source_size
+    RETURNING errors, checkpoint, created_at, updated_at
 )
 SELECT existing.id AS existing_id, created.*
   FROM created

@@ -7,8 +7,10 @@ import itertools
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import attrs
 import psycopg
 import pytest
 
@@ -56,6 +58,47 @@ def test_create_import_job(repo: ImportJobRepository, connect: Connect) -> None:
     assert stored.updated_at == stored.created_at
     # Durable when it returns: another session sees it at once.
     assert ImportJobRepository(connect()).get_by_id(job.id) == stored
+
+
+def test_create_returns_the_job_exactly_as_stored(
+    repo: ImportJobRepository, connect: Connect
+) -> None:
+    # create reads back only what the database sets or normalizes; the rest
+    # it copies from the job. Every field must equal what a read returns.
+    base = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone(timedelta(hours=5)))
+    jobs = [
+        ImportJob(source_type="csv", filename="p"),
+        ImportJob(
+            source_type="text",
+            filename="q.txt",
+            total_rows=7,
+            processed_rows=3,
+            success_count=2,
+            error_count=1,
+            # jsonb orders keys and spells numbers its own way.
+            errors=[{"z": 1, "a": [1.5, 2**62, 1e300], "m": None}],
+            created_at=base,
+            # Set on the job, not inserted by create: the table's defaults win.
+            heartbeat_at=base,
+            worker_id="w",
+            errors_dropped=4,
+            errors_logged=5,
+            checkpoint={"row": 2, "offset": 1.25e20},
+            source_sha256="A" * 64,
+            source_size=9,
+        ),
+    ]
+    other = ImportJobRepository(connect())
+    for job in jobs:
+        for unique_source in (False, True) if job.source_sha256 else (False,):
+            created = repo.create(attrs.evolve(job, id=uuid.uuid4()), unique_source=unique_source)
+            read = other.get_by_id(created.id)
+            assert read is not None
+            assert attrs.asdict(created) == attrs.asdict(read)
+            assert [type(v) for v in attrs.astuple(created)] == [
+                type(v) for v in attrs.astuple(read)
+            ]
+            repo.update_status(created.id, S.FAILED)
 
 
 def test_create_refuses_a_taken_id(repo: ImportJobRepository, new_job: ImportJob) -> None:
