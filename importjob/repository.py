@@ -916,8 +916,10 @@ class ImportJobRepository(_RepositoryCore):
 
     def _new_cursor(self) -> psycopg.Cursor[Any]:
         # Made at the first call, not in __init__: a closed connection then
-        # fails as a call, translated, like every other driver error.
-        self._cursor = self._conn.cursor()
+        # fails as a call, translated, like every other driver error. Rows in
+        # binary: uuids, counters and times load without parsing text
+        # (list_by_status(50) ~45 us faster, alternating calls).
+        self._cursor = self._conn.cursor(binary=True)
         return self._cursor
 
 
@@ -1202,6 +1204,6 @@ class AsyncImportJobRepository(_RepositoryCore):
             self._lock.release()
 
     def _new_cursor(self) -> psycopg.AsyncCursor[Any]:
-        # Made at the first call, as in the sync twin.
-        self._cursor = self._conn.cursor()
+        # Made at the first call, in binary, as in the sync twin.
+        self._cursor = self._conn.cursor(binary=True)
         return self._cursor
