@@ -215,9 +215,12 @@ def new_jobs(conn: psycopg.Connection[Any], count: int, status: str = "pending")
 def same_statement(
     conn: psycopg.Connection[Any], name: str, fetch: str
 ) -> Callable[[dict[str, Any]], Any]:
-    """Return the bare-psycopg floor: the same statement from sql/, prepared, one round trip."""
+    """Return the bare-psycopg floor: the same statement from sql/, prepared, one round trip.
+
+    Rows in binary, as the repository reads them: the driver doing the same work.
+    """
     text = query(name)
-    cursor = conn.cursor()
+    cursor = conn.cursor(binary=True)
 
     def run(params: dict[str, Any]) -> Any:
         cursor.execute(text, params, prepare=True)

@@ -81,10 +81,10 @@ def async_lines(url: str, report: Report, samples: int) -> None:
     for _ in range(pairs):
         sconn = connect(url)
         repo = ImportJobRepository(sconn)
-        cursor = sconn.cursor()
+        cursor = sconn.cursor(binary=True)  # as the repositories read rows
         aconn = loop.run_until_complete(psycopg.AsyncConnection.connect(url, autocommit=True))
         arepo = AsyncImportJobRepository(aconn)
-        acursor = aconn.cursor()
+        acursor = aconn.cursor(binary=True)
 
         def floor_call(_: int, cursor: Any = cursor) -> None:
             cursor.execute(text, params, prepare=True)
