@@ -188,8 +188,8 @@ class ImportJob:
     that did not fit. ``errors`` may also hold job-level entries (the
     exception that ended an import, a lost worker), which no counter counts.
     ``errors_logged`` counts the entries its error log holds (every entry,
-    up to the repository's ``error_log_limit``: read them with
-    ``iter_errors`` or ``export_errors``).
+    up to the repository's ``error_log_limit``; the first ones are those in
+    ``errors``: read them all with ``iter_errors`` or ``export_errors``).
     ``worker_id`` and ``heartbeat_at`` say which worker runs the job and
     when it last showed life.
     ``checkpoint`` is where its workers got to in the file (any JSON value, at

@@ -63,6 +63,8 @@ __all__ = [
 
 DEFAULT_MAX_ERRORS = 1000
 DEFAULT_ERROR_LOG_LIMIT = 1_000_000
+# How many jobs a repository remembers as past their head (add_error).
+_PAST_HEAD_JOBS = 1024
 # Distinct (type, field, message) groups a job counts; the entries of any
 # further group count under one "other" group, so a message that embeds the
 # row's value cannot grow the job's groups without end.
@@ -219,6 +221,11 @@ class _RepositoryCore:
         }
         # The statements by name, looked up in one step on every call.
         self._sql = queries()
+        # Jobs whose head (their first max_errors entries) this repository
+        # found full: their next add_error skips the head's UPDATE, which a
+        # full head refuses for good. A hint only (advance_entries records an
+        # entry right either way), cleared when it reaches _PAST_HEAD_JOBS.
+        self._past_head: set[UUID] = set()
 
     @property
     def max_errors(self) -> int:
@@ -229,6 +236,12 @@ class _RepositoryCore:
     def error_log_limit(self) -> int | None:
         """Return how many error entries a job's error log keeps at most (None: all)."""
         return self._error_log_limit
+
+    def _past_head_noted(self, job_id: UUID) -> None:
+        """Remember that ``job_id``'s head is full: its entries go to advance_entries."""
+        if len(self._past_head) >= _PAST_HEAD_JOBS:
+            self._past_head.clear()
+        self._past_head.add(job_id)
 
     # Parameters. Each checks its input and raises InvalidFieldError first.
 
@@ -328,11 +341,9 @@ class _RepositoryCore:
         }
 
     def _errors_params(self, job_id: object, entries: object, field: str) -> _Params:
-        return {
-            "id": _validate.job_id(job_id),
-            "entries": _validate.dump_entries(entries, field),
-            **self._limits,
-        }
+        # A flush that counts nothing: add_errors (and add_error past the
+        # head) record entries with advance_entries, the one home of how.
+        return self._advance_params(job_id, entries=entries, entries_field=field)
 
     @staticmethod
     def _list_params(status: object, limit: object) -> _Params:
@@ -507,10 +518,11 @@ class ImportJobRepository(_RepositoryCore):
 
     A job keeps at most ``max_errors`` error entries in its ``errors``, the
     oldest; the ones past the bound are counted in ``errors_dropped``. Every
-    entry also goes to the job's error log, a table of its own, up to
-    ``error_log_limit`` entries per job (default 1,000,000; None for no
-    limit), and is counted by its reason (`error_summary`). Read the log with
-    `iter_errors`, or write it to a file with `export_errors`.
+    entry is in the job's error log: the ones in ``errors`` there only (the
+    log's head), the rest in a table of its own, up to ``error_log_limit``
+    entries per job (default 1,000,000; None for no limit), counted by their
+    reason (`error_summary`). Read the log with `iter_errors`, or write it to
+    a file with `export_errors`.
 
     Driver errors come out as `importjob.exceptions.DataImportError`
     subclasses with the driver's exception as ``__cause__``.
@@ -756,14 +768,22 @@ class ImportJobRepository(_RepositoryCore):
         as its `to_dict()`. The counters do not change: ``error_count`` is
         set through `update_progress` or `advance`. Raises
         `ImportJobNotFoundError` when no job has this id.
+
+        One round trip while the job's column has room for its first
+        entries (``max_errors``, the head of its error log); past them the
+        entry is recorded as `add_errors` records a batch of one, in a second
+        round trip the first time, then in one: the repository remembers
+        (for up to 1,024 jobs) the jobs whose head it found full.
         """
         params = self._errors_params(job_id, [error], "error")
-        self._found(params, self._count("add_error", params))
+        if params["id"] in self._past_head or not self._count("add_error", params):
+            self._found(params, self._count("advance_entries", params))
+            self._past_head_noted(params["id"])
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries in one statement, like `add_error`."""
         params = self._errors_params(job_id, errors, "errors")
-        self._found(params, self._count("add_errors", params))
+        self._found(params, self._count("advance_entries", params))
 
     def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
         """Take the oldest PENDING job for ``worker_id`` (default: this process).
@@ -813,7 +833,8 @@ class ImportJobRepository(_RepositoryCore):
         Each `ErrorGroup` counts the entries of one ``type``, ``field`` and
         ``message``, exactly, over every entry recorded for the job (those
         past ``max_errors`` and ``error_log_limit`` included); at most
-        ``limit`` groups. Reads the job's groups, not its log. Raises
+        ``limit`` groups. Reads the job's groups and its head (the entries in
+        ``errors``, grouped as it reads them), not its log table. Raises
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._summary_params(job_id, limit)
@@ -822,8 +843,9 @@ class ImportJobRepository(_RepositoryCore):
     def iter_errors(self, job_id: UUID | str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
         """Yield every entry of the job's error log, in recording order.
 
-        Reads ``batch`` entries at a time, one statement per page through the
-        log's key, so memory stays constant for any log size. Arguments are
+        Reads ``batch`` entries at a time, one statement per page (the head's
+        from ``errors``, the rest through the log table's key), so memory
+        stays constant for any log size. Arguments are
         checked now; `ImportJobNotFoundError` (no job has this id) is raised
         when iterating.
         """
@@ -1091,12 +1113,14 @@ class AsyncImportJobRepository(_RepositoryCore):
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
         """Append one error entry; see `ImportJobRepository.add_error`."""
         params = self._errors_params(job_id, [error], "error")
-        self._found(params, await self._count("add_error", params))
+        if params["id"] in self._past_head or not await self._count("add_error", params):
+            self._found(params, await self._count("advance_entries", params))
+            self._past_head_noted(params["id"])
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries; see `ImportJobRepository.add_errors`."""
         params = self._errors_params(job_id, errors, "errors")
-        self._found(params, await self._count("add_errors", params))
+        self._found(params, await self._count("advance_entries", params))
 
     async def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
         """Take the oldest PENDING job; see `ImportJobRepository.claim_next`."""

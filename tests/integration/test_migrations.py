@@ -259,11 +259,15 @@ BOOKKEEPING = {
     "error_groups": ["bigint", "NO", "0"],
     # Created with create(unique_source=True): its file is imported once (0015).
     "unique_source": ["boolean", "NO", "false"],
+    # The entries only the errors column holds, its head (0018); NULL on a
+    # job written before it, whose log holds every entry.
+    "errors_head": ["bigint", "YES", "0"],
 }
 # The tables the migrations make: the jobs, their error logs and the counts of reasons.
 TABLES = ["import_job", "import_job_error", "import_job_error_group"]
 # Columns are added at the end: the seed's fields, 0006's and 0007's
-# bookkeeping, then 0011's field and bookkeeping, then 0015's fields and flag.
+# bookkeeping, then 0011's field and bookkeeping, then 0015's fields and flag,
+# then 0018's head.
 _FIELDS = [field.name for field in attrs.fields(ImportJob)]
 COLUMN_ORDER = [
     *_FIELDS[: _FIELDS.index("errors_logged")],
@@ -276,6 +280,7 @@ COLUMN_ORDER = [
     "source_sha256",
     "source_size",
     "unique_source",
+    "errors_head",
 ]
 
 # Values the database fills in itself, where the model leaves None until stored.
@@ -572,3 +577,53 @@ def test_stored_entries_are_carried_into_the_error_log(empty_db_url: str) -> Non
         assert conn.execute(
             "SELECT error_groups FROM import_job WHERE id = %s", [old]
         ).fetchone() == (3,)
+
+
+def test_the_head_goes_back_into_the_log_when_0018_is_rolled_back(empty_db_url: str) -> None:
+    from importjob import ImportJobRepository  # noqa: PLC0415
+
+    apply_migrations(empty_db_url)
+    given = {"message": "given at create"}
+    entries = [
+        {"type": "ImportValidationError", "row": 1, "field": "answer", "message": "empty"},
+        {"type": "ParseError", "line_number": 2, "message": "unterminated quote"},
+        {"type": "ImportValidationError", "row": 3, "field": "answer", "message": "empty"},
+    ]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn, max_errors=2)
+        split = repo.create(ImportJob(source_type="csv", filename="split.csv"))
+        repo.add_errors(split.id, entries)  # 1 and 2 in the head, 3 in the log
+        headed = repo.create(ImportJob(source_type="csv", filename="g.csv", errors=[given]))
+        repo.add_error(headed.id, entries[0])  # the head, after the given entry
+    assert rollback_migrations(empty_db_url) == ["importjob-0018-errors-head"]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        # What the code before 0018 reads: every entry in the log, every reason counted.
+        logged = conn.execute(
+            "SELECT job_id, n, entry FROM import_job_error ORDER BY job_id = %s, n", [split.id]
+        ).fetchall()
+        assert logged == [
+            (headed.id, 1, entries[0]),
+            *[(split.id, n, entry) for n, entry in enumerate(entries, 1)],
+        ]
+        counts = conn.execute(
+            "SELECT job_id = %s, message, count FROM import_job_error_group ORDER BY 1, 2",
+            [split.id],
+        ).fetchall()
+        assert counts == [(False, "empty", 1), (True, "empty", 2), (True, "unterminated quote", 1)]
+        assert conn.execute(
+            "SELECT error_groups FROM import_job ORDER BY id = %s", [split.id]
+        ).fetchall() == [(1,), (2,)]
+    # Applied again, those jobs are from before it (errors_head NULL): read
+    # once each, counted once each.
+    assert apply_migrations(empty_db_url) == ["importjob-0018-errors-head"]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn, max_errors=2)
+        assert list(repo.iter_errors(split.id)) == entries
+        assert list(repo.iter_errors(headed.id)) == entries[:1]
+        assert [(g.message, g.count) for g in repo.error_summary(split.id)] == [
+            ("empty", 2),
+            ("unterminated quote", 1),
+        ]
+        stored = repo.get_by_id(headed.id)
+        assert stored is not None
+        assert stored.errors == [given, entries[0]]

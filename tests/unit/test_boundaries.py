@@ -265,10 +265,16 @@ def test_max_errors_bound_is_exact(side: Any) -> None:
     bounded.add_error(job.id, entries[3])  # one past it: counted, not kept
     stored = bounded.get_by_id(job.id)
     assert (stored.errors, stored.errors_dropped) == (entries[:3], 1)
+    # The column holds the job's first entries, none skipped: once one did
+    # not fit, a larger bound later adds no more to it (the log keeps them).
     unbounded = side.with_max_errors(MAX_COUNT)
     unbounded.add_error(job.id, entries[3])
     stored = unbounded.get_by_id(job.id)
-    assert (stored.errors, stored.errors_dropped) == (entries[:3] + entries[3:], 1)
+    assert (stored.errors, stored.errors_dropped) == (entries[:3], 2)
+    assert side.errors_of(job.id) == entries + entries[3:]
+    fresh = _new(unbounded)
+    unbounded.add_errors(fresh.id, entries)
+    assert unbounded.get_by_id(fresh.id).errors == entries
     with _refused("max_errors"):
         side.with_max_errors(MAX_COUNT + 1)
     with _refused("max_errors"):

@@ -83,10 +83,11 @@ def test_past_the_log_limit_entries_are_counted_not_logged(side: Any) -> None:
 
 
 def test_the_log_is_numbered_by_recording_order(conn: psycopg.Connection[Any]) -> None:
-    repo = ImportJobRepository(conn, error_log_limit=2)
+    # No head (max_errors=0): every entry goes to the log.
+    repo = ImportJobRepository(conn, max_errors=0, error_log_limit=2)
     job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
     repo.add_errors(job.id, [_entry(1), _entry(2), _entry(3)])
-    ImportJobRepository(conn, error_log_limit=None).add_error(job.id, _entry(4))
+    ImportJobRepository(conn, max_errors=0, error_log_limit=None).add_error(job.id, _entry(4))
     assert [(n, entry["row"]) for n, entry in _log(conn, job.id)] == [(1, 1), (2, 2), (4, 4)]
     csv_out = io.BytesIO()
     assert repo.export_errors(job.id, csv_out) == 3
@@ -174,13 +175,16 @@ def test_add_error_records_an_entry_exactly_as_a_batch_of_one(
         assert _state(conn, one.id) == _state(conn, batch.id), entry
     job, log, groups = _state(conn, one.id)
     assert job[1:] == (5, 5, 8, 5)  # dropped, logged, recorded, places handed out
-    assert len(job[0]) == 3
-    assert len(log) == 5
-    assert sum(group[-1] for group in groups) == 8
+    assert len(job[0]) == 3  # the head: entries 1 to 3, kept only there
+    assert [entry.get("row") for entry in log] == [None, 5]  # 4 and 5: past it, to the limit
+    assert sum(group[-1] for group in groups) == 5  # the reasons of entries 4 to 8
+    assert sum(group.count for group in small.error_summary(one.id)) == 8
 
 
 def test_the_groups_of_a_job_are_bounded(side: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The repository's bound, made small (MAX_ERROR_GROUPS is read when it is made).
+    # The repository's bound, made small (MAX_ERROR_GROUPS is read when it is made),
+    # and no head: the groups count every entry.
+    side = side.with_max_errors(0)
     monkeypatch.setitem(side.repo._limits, "max_groups", 3)
     job = side.create(ImportJob(source_type="csv", filename="p.csv"))
     # A message embedding the row's value: a new group for every row.
@@ -325,7 +329,7 @@ def test_a_rescued_job_logs_its_lost_worker(side: Any, conn: psycopg.Connection[
 
 def test_a_deleted_job_takes_its_log_and_reasons(conn: psycopg.Connection[Any]) -> None:
     # No foreign key: a statement-level trigger deletes them, and only theirs.
-    repo = ImportJobRepository(conn)
+    repo = ImportJobRepository(conn, max_errors=0)
     job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
     kept = repo.create(ImportJob(source_type="csv", filename="kept.csv"))
     repo.add_errors(job.id, [_entry(1), _entry(2)])
@@ -336,6 +340,7 @@ def test_a_deleted_job_takes_its_log_and_reasons(conn: psycopg.Connection[Any]) 
 
 
 def test_purge_deletes_logs_in_bounded_batches(side: Any, conn: psycopg.Connection[Any]) -> None:
+    side = side.with_max_errors(0)  # no head: every entry in the log
     kept = side.create(ImportJob(source_type="csv", filename="running.csv"))
     side.add_errors(kept.id, [_entry(1)])
     jobs = [side.create(ImportJob(source_type="csv", filename=f"{i}.csv")) for i in range(3)]
@@ -379,3 +384,104 @@ def test_lists_and_watch_snapshots_read_no_entries(side: Any) -> None:
         [],
         2,
     )
+
+
+def _groups(conn: psycopg.Connection[Any], job_id: uuid.UUID) -> dict[str | None, int]:
+    rows = conn.execute(
+        "SELECT message, count FROM import_job_error_group WHERE job_id = %s", [job_id]
+    ).fetchall()
+    return dict(rows)
+
+
+def test_a_jobs_first_entries_are_kept_once_in_its_column(
+    side: Any, conn: psycopg.Connection[Any]
+) -> None:
+    # The column is the head of the log (0018): its entries are in no log row
+    # and no group; the readers put the two together, in recording order.
+    small = side.with_max_errors(3)
+    job = small.create(ImportJob(source_type="csv", filename="p.csv"))
+    small.start(job.id, "w")
+    small.add_errors(job.id, [_entry(1, "a"), _entry(2, "b")])
+    # Two more: the first fills the head, the second is the log's first entry.
+    small.advance(job.id, 2, 0, 2, entries=[_entry(3, "a"), _entry(4, "a")])
+    small.add_error(job.id, _entry(5, "b"))
+    with small.track(job.id, every_rows=2) as tracker:
+        tracker.failed(_entry(6, "c"))
+        tracker.failed(_entry(7, "a"))
+    stored = small.get_by_id(job.id)
+    assert [entry["row"] for entry in stored.errors] == [1, 2, 3]
+    assert (stored.errors_logged, stored.errors_dropped) == (7, 4)
+    logged = [(n, entry["row"]) for n, entry in _log(conn, job.id)]
+    assert logged == [(4, 4), (5, 5), (6, 6), (7, 7)]
+    assert _groups(conn, job.id) == {"a": 2, "b": 1, "c": 1}
+    # Read back whole, and in pages that cross from the head into the log.
+    for batch in (1, 2, 3, 100):
+        assert [e["row"] for e in small.errors_of(job.id, batch=batch)] == [1, 2, 3, 4, 5, 6, 7]
+    assert [(g.message, g.count) for g in small.error_summary(job.id)] == [
+        ("a", 4),
+        ("b", 2),
+        ("c", 1),
+    ]
+    csv_out, jsonl_out = io.BytesIO(), io.BytesIO()
+    assert small.export_errors(job.id, csv_out) == 7
+    assert small.export_errors(job.id, jsonl_out, format="jsonl") == 7
+    rows = list(csv.DictReader(io.StringIO(csv_out.getvalue().decode())))
+    assert [(row["n"], row["row"]) for row in rows] == [(str(n), str(n)) for n in range(1, 8)]
+    assert [json.loads(line)["row"] for line in jsonl_out.getvalue().splitlines()] == [*range(1, 8)]
+
+
+def test_a_batch_the_head_takes_whole_writes_no_log_row_and_no_group(
+    side: Any, conn: psycopg.Connection[Any]
+) -> None:
+    job = side.create(ImportJob(source_type="csv", filename="p.csv"))
+    side.add_error(job.id, _entry(1))
+    side.add_errors(job.id, [_entry(2), _entry(3, "other")])
+    side.advance(job.id, 1, 0, 1, entries=[_entry(4)])
+    assert _log(conn, job.id) == []
+    assert _groups(conn, job.id) == {}
+    stored = side.get_by_id(job.id)
+    assert (len(stored.errors), stored.errors_logged, stored.errors_dropped) == (4, 4, 0)
+    assert [e["row"] for e in side.errors_of(job.id)] == [1, 2, 3, 4]
+    assert {(g.message, g.count) for g in side.error_summary(job.id)} == {
+        ("must not be empty", 3),
+        ("other", 1),
+    }
+
+
+def test_entries_given_at_create_are_no_entries_of_the_log(side: Any) -> None:
+    # A job created with errors keeps them in its column, before the head:
+    # no number, no reason counted, as before the head existed.
+    given = [{"message": "given at create"}]
+    job = side.create(ImportJob(source_type="csv", filename="p.csv", errors=given))
+    small = side.with_max_errors(3)
+    small.add_errors(job.id, [_entry(1), _entry(2), _entry(3)])
+    stored = small.get_by_id(job.id)
+    assert stored.errors == [*given, _entry(1), _entry(2)]
+    assert [e["row"] for e in small.errors_of(job.id)] == [1, 2, 3]
+    assert [e["row"] for e in small.errors_of(job.id, batch=1)] == [1, 2, 3]
+    assert [(g.message, g.count) for g in small.error_summary(job.id)] == [("must not be empty", 3)]
+
+
+def test_a_job_written_before_the_head_is_read_and_written_as_before(
+    side: Any, conn: psycopg.Connection[Any]
+) -> None:
+    # errors_head NULL: a job from before 0018, whose log holds every entry
+    # and whose column only copies the first ones.
+    small = side.with_max_errors(2)
+    job = small.create(ImportJob(source_type="csv", filename="p.csv"))
+    conn.execute("UPDATE import_job SET errors_head = NULL WHERE id = %s", [job.id])
+    small.add_error(job.id, _entry(1, "a"))
+    small.add_errors(job.id, [_entry(2, "b"), _entry(3, "a")])
+    small.advance(job.id, 1, 0, 1, entries=[_entry(4, "a")])
+    stored = small.get_by_id(job.id)
+    assert [entry["row"] for entry in stored.errors] == [1, 2]
+    assert (stored.errors_logged, stored.errors_dropped) == (4, 2)
+    assert [n for n, _ in _log(conn, job.id)] == [1, 2, 3, 4]
+    assert _groups(conn, job.id) == {"a": 3, "b": 1}
+    assert [e["row"] for e in small.errors_of(job.id, batch=1)] == [1, 2, 3, 4]
+    assert [(g.message, g.count) for g in small.error_summary(job.id)] == [("a", 3), ("b", 1)]
+    csv_out = io.BytesIO()
+    assert small.export_errors(job.id, csv_out) == 4
+    assert conn.execute(
+        "SELECT errors_head FROM import_job WHERE id = %s", [job.id]
+    ).fetchone() == (None,)
