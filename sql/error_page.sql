@@ -12,7 +12,8 @@ SELECT page.n, page.entry
       (SELECT item.n - head.given AS n, item.value AS entry
          -- The column is read (and detoasted) once, and only for a page
          -- that starts in the head.
-         FROM (SELECT jsonb_array_length(job.errors) - job.errors_head AS given) AS head,
+         -- OFFSET 0: computed once, not inlined into the filter of each element.
+         FROM (SELECT jsonb_array_length(job.errors) - job.errors_head AS given OFFSET 0) AS head,
               jsonb_array_elements(CASE WHEN %(after)s::bigint < job.errors_head THEN job.errors END)
                   WITH ORDINALITY AS item (value, n)
         WHERE item.n > head.given + %(after)s::bigint

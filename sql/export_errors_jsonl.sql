@@ -14,7 +14,9 @@ COPY (
           SELECT item.n - head.given AS n, item.value AS entry
             FROM (SELECT errors, jsonb_array_length(errors) - errors_head AS given
                     FROM import_job
-                   WHERE id = %(id)s::uuid AND errors_head > 0) AS head,
+                   WHERE id = %(id)s::uuid AND errors_head > 0
+                  -- Computed once, not inlined into the filter of each element.
+                  OFFSET 0) AS head,
                  jsonb_array_elements(head.errors) WITH ORDINALITY AS item (value, n)
            WHERE item.n > head.given
           UNION ALL
