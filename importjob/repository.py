@@ -223,7 +223,7 @@ class _RepositoryCore:
         self._sql = queries()
         # Jobs whose head (their first max_errors entries) this repository
         # found full: their next add_error skips the head's UPDATE, which a
-        # full head refuses for good. A hint only (advance_entries records an
+        # full head refuses for good. A hint only (add_error_logged records an
         # entry right either way), cleared when it reaches _PAST_HEAD_JOBS.
         self._past_head: set[UUID] = set()
 
@@ -238,7 +238,7 @@ class _RepositoryCore:
         return self._error_log_limit
 
     def _past_head_noted(self, job_id: UUID) -> None:
-        """Remember that ``job_id``'s head is full: its entries go to advance_entries."""
+        """Remember that ``job_id``'s head is full: its entries go to add_error_logged."""
         if len(self._past_head) >= _PAST_HEAD_JOBS:
             self._past_head.clear()
         self._past_head.add(job_id)
@@ -341,8 +341,8 @@ class _RepositoryCore:
         }
 
     def _errors_params(self, job_id: object, entries: object, field: str) -> _Params:
-        # A flush that counts nothing: add_errors (and add_error past the
-        # head) record entries with advance_entries, the one home of how.
+        # add_errors records entries as a flush that counts nothing
+        # (advance_entries); add_error's two statements read the same names.
         return self._advance_params(job_id, entries=entries, entries_field=field)
 
     @staticmethod
@@ -771,13 +771,14 @@ class ImportJobRepository(_RepositoryCore):
 
         One round trip while the job's column has room for its first
         entries (``max_errors``, the head of its error log); past them the
-        entry is recorded as `add_errors` records a batch of one, in a second
-        round trip the first time, then in one: the repository remembers
-        (for up to 1,024 jobs) the jobs whose head it found full.
+        entry is logged and its reason counted (as `add_errors` records a
+        batch of one), in a second round trip the first time, then in one:
+        the repository remembers (for up to 1,024 jobs) the jobs whose head
+        it found full.
         """
         params = self._errors_params(job_id, [error], "error")
         if params["id"] in self._past_head or not self._count("add_error", params):
-            self._found(params, self._count("advance_entries", params))
+            self._found(params, self._count("add_error_logged", params))
             self._past_head_noted(params["id"])
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
@@ -1114,7 +1115,7 @@ class AsyncImportJobRepository(_RepositoryCore):
         """Append one error entry; see `ImportJobRepository.add_error`."""
         params = self._errors_params(job_id, [error], "error")
         if params["id"] in self._past_head or not await self._count("add_error", params):
-            self._found(params, await self._count("advance_entries", params))
+            self._found(params, await self._count("add_error_logged", params))
             self._past_head_noted(params["id"])
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:

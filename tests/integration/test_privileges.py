@@ -61,8 +61,7 @@ APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT EXECUTE ON FUNCTION import_job_error_key(text, text, text) TO {app}",
     "GRANT EXECUTE ON FUNCTION import_job_error_reasons(uuid, jsonb) TO {app}",
     # How many entries a job's errors column takes, its head (migration 0018).
-    "GRANT EXECUTE ON FUNCTION import_job_error_fit(jsonb, bigint, bigint, bigint, jsonb)"
-    " TO {app}",
+    "GRANT EXECUTE ON FUNCTION import_job_error_fit(jsonb, bigint, bigint, bigint, jsonb) TO {app}",
 )
 TABLES = ("import_job", "import_job_error", "import_job_error_group")
 
