@@ -7,7 +7,7 @@
 -- (errors_head NULL) has no head.
 -- Returns one row when the entry went to the head; none when it did not,
 -- or when no job has this id: the repository then records it with
--- add_errors, as a batch of one (a second round trip, past the head only).
+-- add_error_logged (a second round trip, past the head only).
 UPDATE import_job
    SET errors = errors || %(entries)s::jsonb,
        errors_head = errors_head + 1,
