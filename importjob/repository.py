@@ -340,10 +340,14 @@ class _RepositoryCore:
             "batch_number": batch_number,
         }
 
-    def _errors_params(self, job_id: object, entries: object, field: str) -> _Params:
-        # add_errors records entries as a flush that counts nothing
-        # (advance_entries); add_error's two statements read the same names.
-        return self._advance_params(job_id, entries=entries, entries_field=field)
+    def _error_params(self, job_id: object, error: object) -> _Params:
+        # add_error's two statements read only these: its hot path checks
+        # nothing a flush's counters, worker or batch would need.
+        return {
+            "id": _validate.job_id(job_id),
+            "entries": _validate.dump_entries([error], "error"),
+            **self._limits,
+        }
 
     @staticmethod
     def _list_params(status: object, limit: object) -> _Params:
@@ -776,14 +780,15 @@ class ImportJobRepository(_RepositoryCore):
         the repository remembers (for up to 1,024 jobs) the jobs whose head
         it found full.
         """
-        params = self._errors_params(job_id, [error], "error")
+        params = self._error_params(job_id, error)
         if params["id"] in self._past_head or not self._count("add_error", params):
             self._found(params, self._count("add_error_logged", params))
             self._past_head_noted(params["id"])
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries in one statement, like `add_error`."""
-        params = self._errors_params(job_id, errors, "errors")
+        # A flush that counts nothing: advance_entries records the entries.
+        params = self._advance_params(job_id, entries=errors, entries_field="errors")
         self._found(params, self._count("advance_entries", params))
 
     def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
@@ -1113,14 +1118,15 @@ class AsyncImportJobRepository(_RepositoryCore):
 
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
         """Append one error entry; see `ImportJobRepository.add_error`."""
-        params = self._errors_params(job_id, [error], "error")
+        params = self._error_params(job_id, error)
         if params["id"] in self._past_head or not await self._count("add_error", params):
             self._found(params, await self._count("add_error_logged", params))
             self._past_head_noted(params["id"])
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries; see `ImportJobRepository.add_errors`."""
-        params = self._errors_params(job_id, errors, "errors")
+        # A flush that counts nothing: advance_entries records the entries.
+        params = self._advance_params(job_id, entries=errors, entries_field="errors")
         self._found(params, await self._count("advance_entries", params))
 
     async def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
