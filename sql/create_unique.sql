@@ -5,8 +5,9 @@
 -- meanwhile is caught by the unique index of 0016 (the insert waits for it,
 -- then does nothing), so of two concurrent creates exactly one inserts.
 -- Returns one row: existing_id NULL and what create.sql returns of the
--- stored job, or the id of a job of the same file and NULLs. Returns no row when the index
--- caught a job the snapshot could not see: the caller reads it.
+-- stored job, or the id of a job of the same file and NULLs. Returns no
+-- row when the index caught a job the snapshot could not see: the caller
+-- reads it.
 WITH existing AS (
     SELECT id
       FROM import_job
