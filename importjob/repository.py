@@ -13,7 +13,6 @@ import asyncio
 import enum
 import io
 import threading
-import time
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -28,17 +27,14 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
 
 from importjob import _validate
 from importjob._errors import translate, translate_errors
-from importjob._queries import queries, query
-from importjob._retry import Backoff, lost_connection
-from importjob._watch import WatchState, wait_for_notify, wait_for_notify_async
+from importjob._queries import queries
+from importjob._watch import AsyncWatch, Watch
 from importjob.exceptions import (
     DataImportError,
     ImportJobCancelledError,
-    ImportJobDatabaseError,
     ImportJobNotFoundError,
     InvalidFieldError,
     InvalidStatusTransitionError,
@@ -72,9 +68,6 @@ MAX_ERROR_GROUPS = 1000
 EXPORT_FORMATS = ("csv", "jsonl")
 # export_errors hands the file this much at a time, not one write per entry.
 _EXPORT_CHUNK = 1 << 16
-# A watcher whose connection is cut reconnects after 0.1 s, then twice as
-# long each time (at most 2 s), 10 times: about 15 s in all.
-WATCH_RETRY = Backoff(attempts=10)
 
 _Params = dict[str, Any]
 
@@ -176,21 +169,6 @@ def _check_out(out: object) -> None:
     writable = getattr(out, "writable", None)
     if callable(writable) and not writable():
         raise InvalidFieldError("out", "must be open for writing", out)
-
-
-def _watcher_params(reopen: _Params) -> _Params:
-    # The watcher's own connection, to the same database as the caller's.
-    return {**reopen, "autocommit": True, "application_name": "importjob watch"}
-
-
-def _watch_retry_wait(attempt: int, exc: Exception) -> float:
-    """Return how long a watcher waits before reconnecting; raise when it must not."""
-    wait = WATCH_RETRY.wait(attempt, exc)
-    if wait is None:
-        raise ImportJobDatabaseError(
-            f"the watcher lost its connection and could not reconnect: {lost_connection(exc)}"
-        ) from lost_connection(exc)
-    return wait
 
 
 class _RepositoryCore:
@@ -417,11 +395,6 @@ class _RepositoryCore:
         params["status"] = ImportJobStatus.parse(status).value
         return "list_recent_by_status", params
 
-    @staticmethod
-    def _listen(job_id: UUID) -> sql.Composed:
-        channel = sql.Identifier(f"import_job_{job_id.hex}")
-        return sql.SQL(query("listen")).format(channel=channel)
-
     # Results.
 
     @staticmethod
@@ -623,44 +596,28 @@ class ImportJobRepository(_RepositoryCore):
     ) -> Generator[ImportJob, None, None]:
         """Yield a snapshot of the job now and each time it changes, until it ends.
 
-        Rides on LISTEN/NOTIFY over a connection of its own, opened with the
-        repository connection's parameters. The job is marked watched while
-        the iterator runs (only watched jobs notify, migration 0007), and
-        read at least every 5 s besides, so no change is missed; the mark
-        lapses within 30 s of the last watcher leaving. A burst of changes
-        yields one snapshot. Snapshots show progress: they come without
-        the job's error entries (``errors`` empty; the counts are there),
-        which are not read. When the connection is cut, it reconnects,
-        marks, re-reads and goes on (giving up after about 15 s with
+        Rides on LISTEN/NOTIFY over one connection that every watch of the
+        process on this database shares (sync and async), opened with the
+        repository connection's parameters by a thread of its own, closed
+        once no watch is left. The job is marked watched while the iterator
+        runs (only watched jobs notify, migration 0007), and read at least
+        every 5 s besides, so no change is missed; the mark lapses within
+        30 s of the last watcher leaving. A burst of changes yields one
+        snapshot. Snapshots show progress: they come without the job's
+        error entries (``errors`` empty; the counts are there), which are
+        not read. When the connection is cut, it reconnects, marks,
+        re-reads and goes on (giving up after about 15 s with
         `ImportJobDatabaseError`). Raises `ImportJobNotFoundError` when the
         job does not exist (or is deleted) and `TimeoutError` when
-        ``timeout`` seconds pass without a change.
+        ``timeout`` seconds pass without a change after the first snapshot.
         """
-        state = WatchState(_validate.job_id(job_id), _validate.optional_seconds("timeout", timeout))
-        watcher = _watcher_params(self._reopen)
-        attempt = 0
-        while True:
-            try:
-                with psycopg.connect(**watcher) as conn:
-                    conn.execute(self._listen(state.job_id))
-                    state.connected()
-                    attempt = 0
-                    while True:
-                        job = state.changed(self._read(conn, state))
-                        if job is not None:
-                            yield job
-                            if job.is_finished:
-                                return
-                        wait_for_notify(conn, state.wait_seconds())
-            except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
-                time.sleep(_watch_retry_wait(attempt, exc))
-                attempt += 1
-
-    @staticmethod
-    def _read(conn: psycopg.Connection[Any], state: WatchState) -> Any:
-        with translate_errors(state.params):
-            cur = conn.execute(query(state.statement()), state.params)
-            return cur.fetchone()
+        timeout = _validate.optional_seconds("timeout", timeout)
+        with Watch(self._reopen, _validate.job_id(job_id), timeout) as watch:
+            while True:
+                job = watch.next()
+                yield job
+                if job.is_finished:
+                    return
 
     def update_progress(
         self,
@@ -1027,31 +984,13 @@ class AsyncImportJobRepository(_RepositoryCore):
         self, job_id: UUID | str, timeout: float | None = None
     ) -> AsyncGenerator[ImportJob, None]:
         """Yield the job each time it changes, until it ends; see `ImportJobRepository.watch`."""
-        state = WatchState(_validate.job_id(job_id), _validate.optional_seconds("timeout", timeout))
-        watcher = _watcher_params(self._reopen)
-        attempt = 0
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(**watcher) as conn:
-                    await conn.execute(self._listen(state.job_id))
-                    state.connected()
-                    attempt = 0
-                    while True:
-                        job = state.changed(await self._read(conn, state))
-                        if job is not None:
-                            yield job
-                            if job.is_finished:
-                                return
-                        await wait_for_notify_async(conn, state.wait_seconds())
-            except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
-                await asyncio.sleep(_watch_retry_wait(attempt, exc))
-                attempt += 1
-
-    @staticmethod
-    async def _read(conn: psycopg.AsyncConnection[Any], state: WatchState) -> Any:
-        with translate_errors(state.params):
-            cur = await conn.execute(query(state.statement()), state.params)
-            return await cur.fetchone()
+        timeout = _validate.optional_seconds("timeout", timeout)
+        with AsyncWatch(self._reopen, _validate.job_id(job_id), timeout) as watch:
+            while True:
+                job = await watch.next()
+                yield job
+                if job.is_finished:
+                    return
 
     async def update_progress(
         self,

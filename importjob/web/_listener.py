@@ -30,13 +30,12 @@ from typing import Any
 
 import attrs
 import psycopg
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from importjob._errors import translate_errors
 from importjob._job_json import job_json
 from importjob._queries import query
-from importjob._watch import WatchState
+from importjob._watch import WatchState, channel_statement
 from importjob.exceptions import DataImportError, ImportJobNotFoundError
 from importjob.models import ErrorGroup, ImportJob
 from importjob.repository import AsyncImportJobRepository
@@ -101,7 +100,7 @@ class _Channel:
     """One listened job: its watch state, its subscribers, its newest snapshot."""
 
     def __init__(self, job_id: uuid.UUID) -> None:
-        self.state = WatchState(job_id, None)
+        self.state = WatchState(job_id)
         self.inboxes: set[Inbox] = set()
         self.last: Delivery | None = None
         self.listening = False
@@ -117,11 +116,6 @@ class _Channel:
         if job.error_count == self.reasons_count:
             return False
         return job.is_finished or time.monotonic() >= self.reasons_at + REASONS_SECONDS
-
-
-def _channel_statement(name: str, job_id: uuid.UUID) -> sql.Composed:
-    channel = sql.Identifier(f"import_job_{job_id.hex}")
-    return sql.SQL(query(name)).format(channel=channel)
 
 
 class Listener:
@@ -214,13 +208,13 @@ class Listener:
             channel.listening = False
         while True:
             for job_id in listened - self._channels.keys():
-                await conn.execute(_channel_statement("unlisten", job_id))
+                await conn.execute(channel_statement("unlisten", job_id))
                 listened.discard(job_id)
                 self._by_name.pop(f"import_job_{job_id.hex}", None)
             for job_id, channel in list(self._channels.items()):
                 if not channel.listening:
                     # LISTEN before the mark: a change after the mark notifies us.
-                    await conn.execute(_channel_statement("listen", job_id))
+                    await conn.execute(channel_statement("listen", job_id))
                     listened.add(job_id)
                     self._by_name[f"import_job_{job_id.hex}"] = channel
                     channel.listening = True

@@ -17,6 +17,7 @@ import pytest
 
 from importjob import ImportJob, ImportJobStatus
 from importjob._queries import query
+from importjob._watch import FALLBACK_SECONDS
 from importjob.exceptions import ImportJobNotFoundError, InvalidFieldError
 
 S = ImportJobStatus
@@ -281,3 +282,76 @@ def test_a_slow_watcher_gets_a_burst_folded(repo: Any, db_url: str) -> None:
         assert burst.wait(timeout=60) == 0
     assert seen[-1].processed_rows == 500
     assert len(seen) < 100  # 500 changes, far fewer reads: folded, not queued
+
+
+def _watch_connections(conn: psycopg.Connection[Any]) -> int:
+    [(count,)] = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = 'importjob watch' AND datname = current_database()"
+    ).fetchall()
+    return int(count)
+
+
+def _take(side: Any, snapshots: Any) -> ImportJob:
+    if side.kind == "async":
+        job: ImportJob = side.runner.run(anext(snapshots))
+        return job
+    return next(snapshots)  # type: ignore[no-any-return]
+
+
+def _stop(side: Any, snapshots: Any) -> None:
+    if side.kind == "async":
+        side.runner.run(snapshots.aclose())
+    else:
+        snapshots.close()
+
+
+def test_the_watches_of_a_process_share_one_connection(
+    side: Any, conn: psycopg.Connection[Any], repo: Any
+) -> None:
+    jobs = [_new(side) for _ in range(3)]
+    # Two watches of one job and one of each other job, all open at once.
+    watches = [side.repo.watch(job.id, timeout=30) for job in [*jobs, jobs[0]]]
+    try:
+        assert [_take(side, w).processed_rows for w in watches] == [0, 0, 0, 0]
+        assert _watch_connections(conn) == 1
+        for n, job in enumerate(jobs, start=1):
+            repo.advance(job.id, processed=n)
+        assert [_take(side, w).processed_rows for w in watches] == [1, 2, 3, 1]
+        assert _watch_connections(conn) == 1
+    finally:
+        for w in watches:
+            _stop(side, w)
+    # The last watch gone, the connection closes by itself.
+    deadline = time.monotonic() + 10
+    while _watch_connections(conn) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _watch_connections(conn) == 0
+
+
+def test_a_held_row_lock_stalls_no_other_watch(
+    side: Any, conn: psycopg.Connection[Any], connect: Any, repo: Any
+) -> None:
+    held, other = _new(side), _new(side)
+    holder = connect()
+    holder.autocommit = False
+    holder.execute("UPDATE import_job SET processed_rows = 7 WHERE id = %s", [held.id])
+    held_watch = side.repo.watch(held.id, timeout=30)
+    other_watch = side.repo.watch(other.id, timeout=30)
+    try:
+        # The mark gave up on the lock: the job was read unmarked, as committed.
+        assert _take(side, held_watch).processed_rows == 0
+        # The other job's changes go on reaching its watch while the row is held.
+        assert _take(side, other_watch).processed_rows == 0
+        for n in (1, 2):
+            repo.advance(other.id, processed=1)
+            assert _take(side, other_watch).processed_rows == n
+        holder.commit()
+        # The held job is marked and read again at its fallback read.
+        started = time.monotonic()
+        assert _take(side, held_watch).processed_rows == 7
+        assert time.monotonic() - started <= FALLBACK_SECONDS + 2
+    finally:
+        holder.rollback()
+        _stop(side, held_watch)
+        _stop(side, other_watch)

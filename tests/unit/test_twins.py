@@ -35,7 +35,7 @@ ASYNC_TO_SYNC = {
     "asyncio.sleep": "time.sleep",
     "asyncio.Lock": "threading.Lock",
     "contextlib.asynccontextmanager": "contextlib.contextmanager",
-    "wait_for_notify_async": "wait_for_notify",
+    "AsyncWatch": "Watch",
     "Awaitable[_T]]": "_T]",
     "__aenter__": "__enter__",
     "__aexit__": "__exit__",
