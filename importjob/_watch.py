@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import math
 import os
-import select
+import selectors
 import socket
 import threading
 import time
@@ -354,6 +354,13 @@ class Hub:
         self._channels.clear()
 
     def _serve(self, conn: psycopg.Connection[Any]) -> None:
+        with selectors.DefaultSelector() as selector:
+            # A selector, not select(): a busy process's descriptors may pass FD_SETSIZE.
+            selector.register(conn.fileno(), selectors.EVENT_READ)
+            selector.register(self._wake_out, selectors.EVENT_READ)
+            self._serve_on(conn, selector)
+
+    def _serve_on(self, conn: psycopg.Connection[Any], selector: selectors.BaseSelector) -> None:
         listened: dict[str, _Channel] = {}
         idle_since: float | None = None
         with self._lock:
@@ -380,7 +387,7 @@ class Hub:
                 wait = None
             else:
                 wait = max(0.0, soonest - time.monotonic())
-            for name in self._wait(conn, wait):
+            for name in self._wait(conn, selector, wait):
                 notified = listened.get(name)
                 if notified is not None:
                     notified.due = 0.0
@@ -404,17 +411,21 @@ class Hub:
                 channel.state.connected()
                 channel.due = 0.0
 
-    def _wait(self, conn: psycopg.Connection[Any], timeout: float | None) -> set[str]:
+    def _wait(
+        self,
+        conn: psycopg.Connection[Any],
+        selector: selectors.BaseSelector,
+        timeout: float | None,
+    ) -> set[str]:
         """Return the channels notified within ``timeout`` s (None: any time); none when poked."""
         # Those that came during the reads wait in psycopg's backlog.
         names = {notify.channel for notify in conn.notifies(timeout=0)}
         if names:
             return names
-        poked = self._wake_out.fileno()
-        readable, _, _ = select.select([conn.fileno(), poked], [], [], timeout)
-        if poked in readable:
-            with contextlib.suppress(BlockingIOError):
-                self._wake_out.recv(4096)
+        for key, _ in selector.select(timeout):
+            if key.fileobj is self._wake_out:
+                with contextlib.suppress(BlockingIOError):
+                    self._wake_out.recv(4096)
         # A burst folds into one read per job.
         return {notify.channel for notify in conn.notifies(timeout=0)}
 

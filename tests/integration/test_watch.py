@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -355,3 +357,22 @@ def test_a_held_row_lock_stalls_no_other_watch(
         holder.rollback()
         _stop(side, held_watch)
         _stop(side, other_watch)
+
+
+def test_a_watch_works_past_descriptor_1024(
+    side: Any, repo: Any, connect: Any, db_url: str
+) -> None:
+    # A busy process (a web server) holds more descriptors than select() takes.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4096)), hard))
+    held = [socket.socketpair() for _ in range(600)]
+    try:
+        assert max(s.fileno() for pair in held for s in pair) >= 1024
+        job = _new(side)
+        first, second = side.watch_two(job.id, lambda: repo.advance(job.id, processed=3), 30)
+        assert (first.processed_rows, second.processed_rows) == (0, 3)
+    finally:
+        for pair in held:
+            for s in pair:
+                s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
