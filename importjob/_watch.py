@@ -16,9 +16,9 @@ Every ``watch`` of a process on one database shares one `Hub`: a thread
 with one connection that LISTENs, marks and reads each followed job, and
 hands each new snapshot to every `Subscription` of the job (sync or async).
 With sixteen writers on two cores (benchmark section 7), ten watches on
-ten connections cost the writers 15-18% of their throughput, ten on one
-5-17% (median 7%): the reads share one backend. A watch costs no
-connection of its own, and ten watches of one job cost one read per change.
+ten connections cost the writers 15-19% of their throughput, ten on one
+5-12%: the reads share one backend. A watch costs no connection of its
+own, and ten watches of one job cost one read per change.
 
 `WatchState` decides what to read and when, without I/O; the web server's
 listener (`importjob.web._listener`) runs it on its own connection.
