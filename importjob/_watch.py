@@ -232,15 +232,25 @@ class AsyncWatch(_Following):
                 return job
 
 
-class _Channel:
-    """One followed job in a hub: its read state, its subscriptions, its newest delivery."""
+class Followed:
+    """A job a listening connection follows: its read state, LISTENed or not, when to read it.
+
+    The hub's channels and the web server's listener's both start here.
+    """
 
     def __init__(self, job_id: uuid.UUID) -> None:
         self.state = WatchState(job_id)
-        self.subscriptions: set[Subscription] = set()
-        self.last: Delivery | None = None
         self.listening = False
         self.due = math.inf  # when to read next (monotonic); at once once listening
+
+
+class _Channel(Followed):
+    """One followed job in a hub, with its subscriptions and its newest delivery."""
+
+    def __init__(self, job_id: uuid.UUID) -> None:
+        super().__init__(job_id)
+        self.subscriptions: set[Subscription] = set()
+        self.last: Delivery | None = None
 
 
 class Hub:

@@ -35,7 +35,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from importjob._errors import translate_errors
 from importjob._job_json import job_json
 from importjob._queries import query
-from importjob._watch import WatchState, channel_statement
+from importjob._watch import Followed, channel_statement
 from importjob.exceptions import DataImportError, ImportJobNotFoundError
 from importjob.models import ErrorGroup, ImportJob
 from importjob.repository import AsyncImportJobRepository
@@ -96,15 +96,13 @@ class Inbox:
         return taken
 
 
-class _Channel:
-    """One listened job: its watch state, its subscribers, its newest snapshot."""
+class _Channel(Followed):
+    """One listened job, with its subscribers and its newest snapshot."""
 
     def __init__(self, job_id: uuid.UUID) -> None:
-        self.state = WatchState(job_id)
+        super().__init__(job_id)
         self.inboxes: set[Inbox] = set()
         self.last: Delivery | None = None
-        self.listening = False
-        self.due = math.inf  # when to read next (monotonic); read at once once listening
         self.reading = False
         self.again = False  # notified during a read: read once more after it
         self.reasons: tuple[ErrorGroup, ...] | None = None
