@@ -7,7 +7,7 @@ from typing import Any
 
 from benchmarks._harness import Report, Section, connect
 from importjob import ImportJob, ImportJobRepository, track
-from importjob.repository import Advanced
+from importjob._repository_base import Advanced
 
 
 class _CountingRepository(ImportJobRepository):

@@ -11,7 +11,8 @@ The exceptions live in `importjob.exceptions`.
 
 from importjob._identity import worker_id
 from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, SourceType
-from importjob.repository import AsyncImportJobRepository, ImportJobRepository
+from importjob.repository import ImportJobRepository
+from importjob.repository_async import AsyncImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
 from importjob.sources import Fingerprint, fingerprint
 from importjob.tracking import AsyncTracker, Tracker, track, track_async

@@ -55,6 +55,7 @@ from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from importjob import _validate
+from importjob._repository_base import Advanced, ErrorEntry
 from importjob._retry import Backoff, lost_connection
 from importjob.exceptions import (
     DataImportError,
@@ -66,12 +67,8 @@ from importjob.exceptions import (
     InvalidStatusTransitionError,
 )
 from importjob.models import ImportJobStatus
-from importjob.repository import (
-    Advanced,
-    AsyncImportJobRepository,
-    ErrorEntry,
-    ImportJobRepository,
-)
+from importjob.repository import ImportJobRepository
+from importjob.repository_async import AsyncImportJobRepository
 
 __all__ = ["AsyncTracker", "Tracker", "track", "track_async"]
 

@@ -38,7 +38,7 @@ from importjob._queries import query
 from importjob._watch import Followed, channel_statement
 from importjob.exceptions import DataImportError, ImportJobNotFoundError
 from importjob.models import ErrorGroup, ImportJob
-from importjob.repository import AsyncImportJobRepository
+from importjob.repository_async import AsyncImportJobRepository
 
 _log = logging.getLogger("importjob.web")
 

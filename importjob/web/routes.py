@@ -37,7 +37,7 @@ from importjob.exceptions import (
     InvalidFieldError,
 )
 from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
-from importjob.repository import AsyncImportJobRepository
+from importjob.repository_async import AsyncImportJobRepository
 from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
 
 # What a page or a request may ask for at most.
