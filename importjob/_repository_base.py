@@ -49,8 +49,6 @@ __all__ = [
 
 DEFAULT_MAX_ERRORS = 1000
 DEFAULT_ERROR_LOG_LIMIT = 1_000_000
-# How many jobs a repository remembers as past their head (add_error).
-_PAST_HEAD_JOBS = 1024
 # Distinct (type, field, message) groups a job counts; the entries of any
 # further group count under one "other" group, so a message that embeds the
 # row's value cannot grow the job's groups without end.
@@ -189,11 +187,6 @@ class _RepositoryCore:
         }
         # The statements by name, looked up in one step on every call.
         self._sql = queries()
-        # Jobs whose head (their first max_errors entries) this repository
-        # found full: their next add_error skips the head's UPDATE, which a
-        # full head refuses for good. A hint only (add_error_logged records an
-        # entry right either way), cleared when it reaches _PAST_HEAD_JOBS.
-        self._past_head: set[UUID] = set()
 
     @property
     def max_errors(self) -> int:
@@ -204,12 +197,6 @@ class _RepositoryCore:
     def error_log_limit(self) -> int | None:
         """Return how many error entries a job's error log keeps at most (None: all)."""
         return self._error_log_limit
-
-    def _past_head_noted(self, job_id: UUID) -> None:
-        """Remember that ``job_id``'s head is full: its entries go to add_error_logged."""
-        if len(self._past_head) >= _PAST_HEAD_JOBS:
-            self._past_head.clear()
-        self._past_head.add(job_id)
 
     # Parameters. Each checks its input and raises InvalidFieldError first.
 
@@ -309,8 +296,8 @@ class _RepositoryCore:
         }
 
     def _error_params(self, job_id: object, error: object) -> _Params:
-        # add_error's two statements read only these: its hot path checks
-        # nothing a flush's counters, worker or batch would need.
+        # add_error's statement reads only these: a flush's counters, worker
+        # and batch are not its to check.
         return {
             "id": _validate.job_id(job_id),
             "entries": _validate.dump_entries([error], "error"),

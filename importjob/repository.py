@@ -75,13 +75,12 @@ class ImportJobRepository(_RepositoryCore):
     ``with conn.transaction():`` the calls join that transaction. On a
     connection that is not in autocommit mode, the caller commits.
 
-    A job keeps at most ``max_errors`` error entries in its ``errors``, the
-    oldest; the ones past the bound are counted in ``errors_dropped``. Every
-    entry is in the job's error log: the ones in ``errors`` there only (the
-    log's head), the rest in a table of its own, up to ``error_log_limit``
-    entries per job (default 1,000,000; None for no limit), counted by their
-    reason (`error_summary`). Read the log with `iter_errors`, or write it to
-    a file with `export_errors`.
+    Every error entry a job records is a row of its error log (up to
+    ``error_log_limit`` entries per job, default 1,000,000; None for no
+    limit), counted by its reason (`error_summary`); the job's ``errors``
+    repeats the first ones, up to ``max_errors`` in all with the entries
+    given at create (``errors_dropped`` counts those it did not take). Read
+    the log with `iter_errors`, or write it to a file with `export_errors`.
 
     Driver errors come out as `importjob.exceptions.DataImportError`
     subclasses with the driver's exception as ``__cause__``.
@@ -312,17 +311,12 @@ class ImportJobRepository(_RepositoryCore):
         set through `update_progress` or `advance`. Raises
         `ImportJobNotFoundError` when no job has this id.
 
-        One round trip while the job's column has room for its first
-        entries (``max_errors``, the head of its error log); past them the
-        entry is logged and its reason counted (as `add_errors` records a
-        batch of one), in a second round trip the first time, then in one:
-        the repository remembers (for up to 1,024 jobs) the jobs whose head
-        it found full.
+        The entry is recorded as every entry is: in the job's error log
+        (within ``error_log_limit``), in ``errors`` while it has room, and
+        counted by its reason, in one statement.
         """
         params = self._error_params(job_id, error)
-        if params["id"] in self._past_head or not self._count("add_error", params):
-            self._found(params, self._count("add_error_logged", params))
-            self._past_head_noted(params["id"])
+        self._found(params, self._count("add_error", params))
 
     def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries in one statement, like `add_error`."""
@@ -378,8 +372,7 @@ class ImportJobRepository(_RepositoryCore):
         Each `ErrorGroup` counts the entries of one ``type``, ``field`` and
         ``message``, exactly, over every entry recorded for the job (those
         past ``max_errors`` and ``error_log_limit`` included); at most
-        ``limit`` groups. Reads the job's groups and its head (the entries in
-        ``errors``, grouped as it reads them), not its log table. Raises
+        ``limit`` groups. Reads the job's groups, not its log. Raises
         `ImportJobNotFoundError` when no job has this id.
         """
         params = self._summary_params(job_id, limit)
@@ -388,9 +381,8 @@ class ImportJobRepository(_RepositoryCore):
     def iter_errors(self, job_id: UUID | str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
         """Yield every entry of the job's error log, in recording order.
 
-        Reads ``batch`` entries at a time, one statement per page (the head's
-        from ``errors``, the rest through the log table's key), so memory
-        stays constant for any log size. Arguments are
+        Reads ``batch`` entries at a time, one statement per page through
+        the log's key, so memory stays constant for any log size. Arguments are
         checked now; `ImportJobNotFoundError` (no job has this id) is raised
         when iterating.
         """

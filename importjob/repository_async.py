@@ -203,9 +203,7 @@ class AsyncImportJobRepository(_RepositoryCore):
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:
         """Append one error entry; see `ImportJobRepository.add_error`."""
         params = self._error_params(job_id, error)
-        if params["id"] in self._past_head or not await self._count("add_error", params):
-            self._found(params, await self._count("add_error_logged", params))
-            self._past_head_noted(params["id"])
+        self._found(params, await self._count("add_error", params))
 
     async def add_errors(self, job_id: UUID | str, errors: Sequence[ErrorEntry]) -> None:
         """Append a batch of error entries; see `ImportJobRepository.add_errors`."""

@@ -3,9 +3,8 @@
 -- twice: at most batch_size jobs are looked at, and at most batch_size log
 -- entries deleted. A job is deleted once its log is empty (its last entries
 -- deleted by this batch, in recording order); its groups (at most about a
--- thousand) go with it, deleted by the trigger import_job_forget_errors
--- once for the statement. Pending and processing jobs have no completed_at
--- (a CHECK guarantees it) and are never deleted.
+-- thousand) go with it (ON DELETE CASCADE). Pending and processing jobs
+-- have no completed_at (a CHECK guarantees it) and are never deleted.
 -- Returns one row: the jobs deleted and the log entries deleted; the caller
 -- repeats until a batch deletes neither.
 WITH ended AS (

@@ -137,26 +137,39 @@ def connect(db_url: str) -> Iterator[Any]:
 _empty_names = itertools.count()
 
 
-@pytest.fixture
-def empty_db_url(importjob_server: Any) -> Iterator[str]:
-    """Return the URL of a new database with no schema, for the migration tests."""
-    dbname = f"{importjob_server.dbname}_empty_{next(_empty_names)}"
+@contextlib.contextmanager
+def _empty_database(server: Any) -> Iterator[str]:
+    dbname = f"{server.dbname}_empty_{next(_empty_names)}"
     janitor = DatabaseJanitor(
-        user=importjob_server.user,
-        host=importjob_server.host,
-        port=importjob_server.port,
+        user=server.user,
+        host=server.host,
+        port=server.port,
         dbname=dbname,
-        maintenance_dbname=importjob_server.maintenance_dbname,
-        password=importjob_server.password,
+        maintenance_dbname=server.maintenance_dbname,
+        password=server.password,
     )
     with janitor:
         yield database_url(
-            host=importjob_server.host,
-            port=importjob_server.port,
-            user=importjob_server.user,
+            host=server.host,
+            port=server.port,
+            user=server.user,
             dbname=dbname,
-            password=importjob_server.password,
+            password=server.password,
         )
+
+
+@pytest.fixture
+def empty_db_url(importjob_server: Any) -> Iterator[str]:
+    """Return the URL of a new database with no schema, for the migration tests."""
+    with _empty_database(importjob_server) as url:
+        yield url
+
+
+@pytest.fixture
+def other_empty_db_url(importjob_server: Any) -> Iterator[str]:
+    """Return the URL of a second new database with no schema, to compare with the first."""
+    with _empty_database(importjob_server) as url:
+        yield url
 
 
 @pytest.fixture

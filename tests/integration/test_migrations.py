@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import attrs
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
+from yoyo import get_backend
 
 import importjob
 from importjob import (
@@ -27,8 +29,8 @@ from importjob import (
     apply_migrations,
     rollback_migrations,
 )
-from importjob.exceptions import InvalidFieldError
-from importjob.schema import migration_ids, yoyo_url
+from importjob.exceptions import ImportJobDatabaseError, InvalidFieldError
+from importjob.schema import BASELINE, PRERELEASE, migration_ids, yoyo_url
 
 CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -248,39 +250,48 @@ def _sql_type(annotation: Any) -> tuple[str, bool]:
 
 
 # Columns the model does not show: the trackers' bookkeeping (advance's
-# batch_id) and the watchers', with their type, nullability and default.
+# batch_id), the watchers', the error log's, with their type, nullability and default.
 BOOKKEEPING = {
     "applied_batches": ["jsonb", "NO", "'{}'::jsonb"],
-    # Until when a watcher follows the job (migration 0007): its changes notify.
+    # Until when a watcher follows the job: its changes notify.
     "watched_until": ["timestamp with time zone", "YES", None],
-    # The error log's numbering: every entry recorded, logged or not (migration 0011).
+    # The error log's numbering: every entry recorded, logged or not.
     "errors_recorded": ["bigint", "NO", "0"],
-    # The places for reasons handed out, the bound on the job's groups (migration 0011).
+    # The places for reasons handed out, the bound on the job's groups.
     "error_groups": ["bigint", "NO", "0"],
-    # Created with create(unique_source=True): its file is imported once (0015).
+    # Created with create(unique_source=True): its file is imported once.
     "unique_source": ["boolean", "NO", "false"],
-    # The entries only the errors column holds, its head (0018); NULL on a
-    # job written before it, whose log holds every entry.
-    "errors_head": ["bigint", "YES", "0"],
 }
 # The tables the migrations make: the jobs, their error logs and the counts of reasons.
 TABLES = ["import_job", "import_job_error", "import_job_error_group"]
-# Columns are added at the end: the seed's fields, 0006's and 0007's
-# bookkeeping, then 0011's field and bookkeeping, then 0015's fields and flag,
-# then 0018's head.
-_FIELDS = [field.name for field in attrs.fields(ImportJob)]
+# The order schema.sql gives: the seed's fields with the error counters
+# beside errors, then the times, the worker, the bookkeeping, the file.
 COLUMN_ORDER = [
-    *_FIELDS[: _FIELDS.index("errors_logged")],
+    "id",
+    "status",
+    "source_type",
+    "filename",
+    "total_rows",
+    "processed_rows",
+    "success_count",
+    "error_count",
+    "errors",
+    "errors_recorded",
+    "errors_logged",
+    "errors_dropped",
+    "error_groups",
+    "started_at",
+    "completed_at",
+    "created_at",
+    "updated_at",
+    "heartbeat_at",
+    "worker_id",
     "applied_batches",
     "watched_until",
-    "errors_logged",
-    "errors_recorded",
-    "error_groups",
     "checkpoint",
     "source_sha256",
     "source_size",
     "unique_source",
-    "errors_head",
 ]
 
 # Values the database fills in itself, where the model leaves None until stored.
@@ -396,28 +407,6 @@ def test_the_rules_hold_for_updates_too(conn: psycopg.Connection[Any]) -> None:
     assert conn.execute("SELECT * FROM import_job").fetchall() == before
 
 
-def test_a_flush_calls_no_rule_function(conn: psycopg.Connection[Any]) -> None:
-    # The rules run where their columns are written (0017): a flush writes
-    # counters, whose trigger's WHEN is the check, and calls no function.
-    repo = ImportJobRepository(conn)
-    job = repo.create(ImportJob(source_type="csv", filename="p"))
-
-    def calls() -> int:
-        [(count,)] = conn.execute(
-            "SELECT coalesce(pg_stat_get_xact_function_calls('import_job_rules'::regproc), 0)"
-        ).fetchall()
-        return int(count)
-
-    with conn.transaction():
-        conn.execute("SET LOCAL track_functions = 'pl'")
-        repo.advance(job.id, processed=10, success=9, errors=1, worker_id="w")
-        repo.update_progress(job.id, processed=20, success=18, errors=2)
-        repo.heartbeat(job.id, "w")
-        assert calls() == 0
-        repo.update_status(job.id, ImportJobStatus.PROCESSING)
-        assert calls() == 1
-
-
 def test_apply_is_a_no_op_when_all_is_applied(empty_db_url: str) -> None:
     assert apply_migrations(empty_db_url) == migration_ids()
     before = _schema(empty_db_url)
@@ -526,104 +515,200 @@ def test_the_package_is_public_and_typed() -> None:
         assert (package / "migrations").is_dir()
 
 
-def test_stored_entries_are_carried_into_the_error_log(empty_db_url: str) -> None:
-    from importjob import ImportJobRepository  # noqa: PLC0415
+SCHEMA_FILE = CHECKOUT_MIGRATIONS.parent / "schema.sql"
+PRERELEASE_SCHEMA = Path(__file__).with_name("prerelease_schema.sql")
 
+
+def _catalog(url: str, *, column_order: bool = True) -> dict[str, Any]:
+    """Return everything importjob's schema is made of, as the catalogs describe it."""
+    position = "a.attnum" if column_order else "a.attname"
+    with psycopg.connect(url) as conn:
+
+        def rows(statement: str) -> list[tuple[Any, ...]]:
+            return conn.execute(statement).fetchall()  # type: ignore[arg-type]
+
+        return {
+            "tables": rows(
+                "SELECT c.relname, c.relkind, c.reloptions, obj_description(c.oid, 'pg_class')"
+                "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND c.relname NOT LIKE '%yoyo%'"
+                " ORDER BY c.relname"
+            ),
+            "columns": rows(
+                "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod),"
+                "       a.attnotnull, pg_get_expr(d.adbin, d.adrelid)"
+                "  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+                "  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+                " WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0"
+                "   AND NOT a.attisdropped AND c.relname NOT LIKE '%yoyo%'"
+                f" ORDER BY c.relname, {position}"
+            ),
+            "constraints": rows(
+                "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid)"
+                "  FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+                "  JOIN pg_namespace n ON n.oid = t.relnamespace"
+                " WHERE n.nspname = 'public' AND t.relname NOT LIKE '%yoyo%'"
+                " ORDER BY t.relname, c.conname"
+            ),
+            "indexes": rows(
+                "SELECT indexname, indexdef FROM pg_indexes"
+                " WHERE schemaname = 'public' AND tablename NOT LIKE '%yoyo%' ORDER BY indexname"
+            ),
+            "functions": rows(
+                "SELECT p.proname, pg_get_function_identity_arguments(p.oid),"
+                "       pg_get_functiondef(p.oid)"
+                "  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
+                " WHERE n.nspname = 'public' ORDER BY 1, 2"
+            ),
+            "triggers": rows(
+                "SELECT tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t"
+                "  JOIN pg_class c ON c.oid = t.tgrelid"
+                "  JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = 'public' AND NOT t.tgisinternal ORDER BY tgname"
+            ),
+        }
+
+
+def test_schema_sql_is_what_the_migrations_build(
+    empty_db_url: str, other_empty_db_url: str
+) -> None:
     apply_migrations(empty_db_url)
-    # Back to before the log, with jobs that stored entries the old way.
-    ids = migration_ids()
-    since_log = ids[ids.index("importjob-0011-error-log") :]
-    assert rollback_migrations(empty_db_url, count=len(since_log)) == since_log[::-1]
-    entries = [
-        {"type": "ImportValidationError", "row": 1, "field": "answer", "message": "empty"},
-        {"type": "ParseError", "line_number": 2, "message": "unterminated quote"},
-        {"type": "ImportValidationError", "row": 3, "field": "answer", "message": "empty"},
-    ]
-    old, clean = uuid.uuid4(), uuid.uuid4()
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO import_job (id, source_type, filename, errors, errors_dropped)"
-            " VALUES (%s, 'csv', 'old.csv', %s, 2), (%s, 'csv', 'clean.csv', '[]', 0)",
-            [old, Jsonb(entries), clean],
-        )
-        # More jobs than one backfill batch holds (500).
-        conn.execute(
-            "INSERT INTO import_job (source_type, filename, errors)"
-            " SELECT 'text', 'many.txt', jsonb_build_array(jsonb_build_object('row', i))"
-            "   FROM generate_series(1, 1100) AS i"
-        )
-    assert apply_migrations(empty_db_url) == since_log
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        repo = ImportJobRepository(conn)
-        assert list(repo.iter_errors(old)) == entries
-        stored = repo.get_by_id(old)
-        assert stored is not None
-        assert (stored.errors, stored.errors_logged, stored.errors_dropped) == (entries, 3, 2)
-        assert [(g.type, g.message, g.count, g.other) for g in repo.error_summary(old)] == [
-            # Dropped before the log: counted, their reasons unknown (ties: the other first).
-            (None, None, 2, True),
-            ("ImportValidationError", "empty", 2, False),
-            ("ParseError", "unterminated quote", 1, False),
+    with psycopg.connect(other_empty_db_url, autocommit=True) as conn:
+        conn.execute(SCHEMA_FILE.read_text())  # type: ignore[call-overload]
+    migrated, from_file = _catalog(empty_db_url), _catalog(other_empty_db_url)
+    assert migrated["tables"], "the migrations built nothing"
+    for part in migrated:
+        assert from_file[part] == migrated[part], part
+
+
+def _prerelease(url: str, applied: tuple[str, ...] = PRERELEASE) -> None:
+    """Build what the pre-release migrations built, as yoyo records it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PRERELEASE_SCHEMA.read_text())  # type: ignore[call-overload]
+    backend = get_backend(yoyo_url(url))
+    try:
+        backend.ensure_internal_schema_updated()
+        with backend.transaction():
+            for migration in applied:
+                backend.execute(
+                    "INSERT INTO _yoyo_migration (migration_hash, migration_id, applied_at_utc)"
+                    " VALUES (%s, %s, now())",
+                    (hashlib.sha256(migration.encode()).hexdigest(), migration),
+                )
+    finally:
+        backend.connection.close()
+
+
+def _applied(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT migration_id FROM _yoyo_migration ORDER BY migration_id"
+            ).fetchall()
         ]
-        # A new entry goes on from the true recording position: 3 stored + 2 dropped.
-        repo.add_error(old, {"message": "new"})
-        assert conn.execute(
-            "SELECT max(n) FROM import_job_error WHERE job_id = %s", [old]
-        ).fetchone() == (6,)
+
+
+ENTRIES = [
+    {"type": "ImportValidationError", "row": n, "field": "answer", "message": m}
+    for n, m in enumerate(["empty", "too long", "empty", "empty", "too long"], start=1)
+]
+GIVEN = {"message": "given at create"}
+
+
+def _fill_prerelease(url: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """Store jobs the way the pre-release code did: a head, a log past it, no head at all."""
+    headed, unheaded, clean = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(url, autocommit=True) as conn:
+        # A given entry, then entries 1-3 in the column only (the head), 4-5 logged.
+        conn.execute(
+            "INSERT INTO import_job (id, source_type, filename, errors, errors_head,"
+            " errors_recorded, errors_logged, errors_dropped, error_count, error_groups)"
+            " VALUES (%s, 'csv', 'h.csv', %s, 3, 5, 5, 2, 5, 2)",
+            [headed, Jsonb([GIVEN, *ENTRIES[:3]])],
+        )
+        # From before the head: every entry logged, the column copies the first two.
+        conn.execute(
+            "INSERT INTO import_job (id, source_type, filename, errors, errors_head,"
+            " errors_recorded, errors_logged, errors_dropped, error_count, error_groups)"
+            " VALUES (%s, 'csv', 'u.csv', %s, NULL, 5, 5, 3, 5, 2)",
+            [unheaded, Jsonb(ENTRIES[:2])],
+        )
+        conn.execute(
+            "INSERT INTO import_job (id, source_type, filename, status, started_at,"
+            " completed_at) VALUES (%s, 'text', 'c.txt', 'completed', now(), now())",
+            [clean],
+        )
+        for job, first in ((headed, 4), (unheaded, 1)):
+            for n in range(first, 6):
+                conn.execute(
+                    "INSERT INTO import_job_error (job_id, n, entry) VALUES (%s, %s, %s)",
+                    [job, n, Jsonb(ENTRIES[n - 1])],
+                )
+            for message in ("empty", "too long"):
+                count = sum(e["message"] == message for e in ENTRIES[first - 1 :])
+                conn.execute(
+                    "INSERT INTO import_job_error_group (job_id, key, type, field, message, count)"
+                    " VALUES (%s, import_job_error_key('ImportValidationError', 'answer', %s),"
+                    "         'ImportValidationError', 'answer', %s, %s)",
+                    [job, message, message, count],
+                )
+    return headed, unheaded, clean
+
+
+def test_a_prerelease_database_is_brought_to_the_baseline_in_place(
+    empty_db_url: str, other_empty_db_url: str
+) -> None:
+    _prerelease(empty_db_url)
+    headed, unheaded, clean = _fill_prerelease(empty_db_url)
+    assert apply_migrations(empty_db_url) == []
+    assert _applied(empty_db_url) == [BASELINE]
+    # The same schema as a fresh 1.0 database, but for the columns' order.
+    apply_migrations(other_empty_db_url)
+    upgraded = _catalog(empty_db_url, column_order=False)
+    assert upgraded == _catalog(other_empty_db_url, column_order=False)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn, max_errors=4)
+        assert conn.execute("SELECT count(*) FROM import_job").fetchone() == (3,)
+        for job_id in (headed, unheaded):
+            assert list(repo.iter_errors(job_id)) == ENTRIES
+            assert [(g.message, g.count) for g in repo.error_summary(job_id)] == [
+                ("empty", 3),
+                ("too long", 2),
+            ]
+        stored = repo.get_by_id(headed)
+        assert stored is not None
+        assert stored.errors == [GIVEN, *ENTRIES[:3]]
+        assert (stored.error_count, stored.errors_logged, stored.errors_dropped) == (5, 5, 2)
+        # Recording goes on from the job's numbers, its array closed.
+        repo.add_error(headed, {"message": "new"})
+        assert list(repo.iter_errors(headed))[-1] == {"message": "new"}
+        again = repo.get_by_id(headed)
+        assert again is not None
+        assert again.errors == stored.errors
+        assert (again.errors_logged, again.errors_dropped) == (6, 3)
         assert list(repo.iter_errors(clean)) == []
-        assert repo.error_summary(clean) == []
-        assert conn.execute("SELECT count(*) FROM import_job_error").fetchone() == (1104,)
-        # Two reasons took places (the dropped entries' "other" takes none); one more now.
-        assert conn.execute(
-            "SELECT error_groups FROM import_job WHERE id = %s", [old]
-        ).fetchone() == (3,)
+    # Applied again: nothing more to do.
+    assert apply_migrations(empty_db_url) == []
 
 
-def test_the_head_goes_back_into_the_log_when_0018_is_rolled_back(empty_db_url: str) -> None:
-    from importjob import ImportJobRepository  # noqa: PLC0415
+def test_part_of_the_prerelease_chain_is_refused_changing_nothing(empty_db_url: str) -> None:
+    _prerelease(empty_db_url, applied=PRERELEASE[:12])
+    before = _catalog(empty_db_url), _applied(empty_db_url)
+    with pytest.raises(ImportJobDatabaseError) as caught:
+        apply_migrations(empty_db_url)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert PRERELEASE[11] in message
+    assert PRERELEASE[-1] in message
+    assert (_catalog(empty_db_url), _applied(empty_db_url)) == before
 
-    apply_migrations(empty_db_url)
-    given = {"message": "given at create"}
-    entries = [
-        {"type": "ImportValidationError", "row": 1, "field": "answer", "message": "empty"},
-        {"type": "ParseError", "line_number": 2, "message": "unterminated quote"},
-        {"type": "ImportValidationError", "row": 3, "field": "answer", "message": "empty"},
-    ]
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        repo = ImportJobRepository(conn, max_errors=2)
-        split = repo.create(ImportJob(source_type="csv", filename="split.csv"))
-        repo.add_errors(split.id, entries)  # 1 and 2 in the head, 3 in the log
-        headed = repo.create(ImportJob(source_type="csv", filename="g.csv", errors=[given]))
-        repo.add_error(headed.id, entries[0])  # the head, after the given entry
-    assert rollback_migrations(empty_db_url) == ["importjob-0018-errors-head"]
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        # What the code before 0018 reads: every entry in the log, every reason counted.
-        logged = conn.execute(
-            "SELECT job_id, n, entry FROM import_job_error ORDER BY job_id = %s, n", [split.id]
-        ).fetchall()
-        assert logged == [
-            (headed.id, 1, entries[0]),
-            *[(split.id, n, entry) for n, entry in enumerate(entries, 1)],
-        ]
-        counts = conn.execute(
-            "SELECT job_id = %s, message, count FROM import_job_error_group ORDER BY 1, 2",
-            [split.id],
-        ).fetchall()
-        assert counts == [(False, "empty", 1), (True, "empty", 2), (True, "unterminated quote", 1)]
-        assert conn.execute(
-            "SELECT error_groups FROM import_job ORDER BY id = %s", [split.id]
-        ).fetchall() == [(1,), (2,)]
-    # Applied again, those jobs are from before it (errors_head NULL): read
-    # once each, counted once each.
-    assert apply_migrations(empty_db_url) == ["importjob-0018-errors-head"]
-    with psycopg.connect(empty_db_url, autocommit=True) as conn:
-        repo = ImportJobRepository(conn, max_errors=2)
-        assert list(repo.iter_errors(split.id)) == entries
-        assert list(repo.iter_errors(headed.id)) == entries[:1]
-        assert [(g.message, g.count) for g in repo.error_summary(split.id)] == [
-            ("empty", 2),
-            ("unterminated quote", 1),
-        ]
-        stored = repo.get_by_id(headed.id)
-        assert stored is not None
-        assert stored.errors == [given, entries[0]]
+
+def test_yoyo_apply_refuses_a_prerelease_database_in_one_line(empty_db_url: str) -> None:
+    _prerelease(empty_db_url)
+    before = _catalog(empty_db_url), _applied(empty_db_url)
+    result = _yoyo("apply", "--database", yoyo_url(empty_db_url), str(CHECKOUT_MIGRATIONS))
+    assert result.returncode != 0
+    assert "run `importjob migrate` once to bring it to importjob 1.0" in result.stderr
+    assert (_catalog(empty_db_url), _applied(empty_db_url)) == before

@@ -48,20 +48,20 @@ COMMAND = Path(sys.executable).with_name("importjob")
 
 # Everything the app role is granted, by the owner, after the migrations
 # (`importjob migrate` or `yoyo apply` as the owner). {app} is its name.
-# Nothing else is needed: the triggers (notify, the row's rules) run their
-# functions without checking EXECUTE (the fixture revokes it from PUBLIC to prove it), LISTEN
+# Nothing else is needed: the notify trigger runs its function without
+# checking EXECUTE (the fixture revokes it from PUBLIC to prove it), LISTEN
 # needs no privilege, and the ids come from the client, not a sequence.
 APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT USAGE ON SCHEMA public TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job TO {app}",
-    # The error log and its counts of reasons (migration 0011), and the
-    # functions that key and sort reasons, which the statements counting them call.
+    # The error log and its counts of reasons, and the functions that key
+    # and sort reasons, which the statements counting them call.
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error TO {app}",
     "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_error_group TO {app}",
     "GRANT EXECUTE ON FUNCTION import_job_error_key(text, text, text) TO {app}",
     "GRANT EXECUTE ON FUNCTION import_job_error_reasons(uuid, jsonb) TO {app}",
-    # How many entries a job's errors column takes, its head (migration 0018).
-    "GRANT EXECUTE ON FUNCTION import_job_error_fit(jsonb, bigint, bigint, bigint, jsonb) TO {app}",
+    # How many more entries a job's errors array takes.
+    "GRANT EXECUTE ON FUNCTION import_job_errors_room(jsonb, bigint, bigint) TO {app}",
 )
 TABLES = ("import_job", "import_job_error", "import_job_error_group")
 
@@ -158,13 +158,10 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
             "SELECT has_schema_privilege(%(app)s, 'public', 'USAGE'),"
             "       has_schema_privilege(%(app)s, 'public', 'CREATE'),"
             "       has_function_privilege(%(app)s, 'import_job_notify()', 'EXECUTE'),"
-            "       has_function_privilege(%(app)s, 'import_job_forget_errors()', 'EXECUTE'),"
             "       has_function_privilege("
             "           %(app)s, 'import_job_error_key(text, text, text)', 'EXECUTE'),"
             "       has_function_privilege("
             "           %(app)s, 'import_job_error_reasons(uuid, jsonb)', 'EXECUTE'),"
-            "       has_function_privilege(%(app)s, 'import_job_rules()', 'EXECUTE'),"
-            "       has_function_privilege(%(app)s, 'import_job_errors_refused()', 'EXECUTE'),"
             "       has_table_privilege(%(app)s, '_yoyo_migration', 'SELECT')",
             {"app": deployment.app},
         ).fetchall()
@@ -175,9 +172,9 @@ def test_the_app_role_holds_the_grants_and_nothing_more(deployment: Deployment) 
         for table in TABLES
         for privilege in privileges
     }
-    # USAGE, not CREATE; no EXECUTE on the trigger functions, on the
+    # USAGE, not CREATE; no EXECUTE on the trigger function, on the
     # reasons' functions by their grants; nothing of yoyo's.
-    assert schema == (True, False, False, False, True, True, False, False, False)
+    assert schema == (True, False, False, True, True, False)
 
 
 def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) -> None:

@@ -175,9 +175,9 @@ def test_add_error_records_an_entry_exactly_as_a_batch_of_one(
         assert _state(conn, one.id) == _state(conn, batch.id), entry
     job, log, groups = _state(conn, one.id)
     assert job[1:] == (5, 5, 8, 5)  # dropped, logged, recorded, places handed out
-    assert len(job[0]) == 3  # the head: entries 1 to 3, kept only there
-    assert [entry.get("row") for entry in log] == [None, 5]  # 4 and 5: past it, to the limit
-    assert sum(group[-1] for group in groups) == 5  # the reasons of entries 4 to 8
+    assert len(job[0]) == 3  # entries 1 to 3, repeated in the errors array
+    assert [entry.get("row") for entry in log] == [1, 2, 3, None, 5]  # up to the limit
+    assert sum(group[-1] for group in groups) == 8  # every entry's reason
     assert sum(group.count for group in small.error_summary(one.id)) == 8
 
 
@@ -393,16 +393,16 @@ def _groups(conn: psycopg.Connection[Any], job_id: uuid.UUID) -> dict[str | None
     return dict(rows)
 
 
-def test_a_jobs_first_entries_are_kept_once_in_its_column(
+def test_every_entry_is_a_log_row_and_errors_repeats_the_first(
     side: Any, conn: psycopg.Connection[Any]
 ) -> None:
-    # The column is the head of the log (0018): its entries are in no log row
-    # and no group; the readers put the two together, in recording order.
+    # However an entry comes, it is a row of the log and counted by its
+    # reason; the errors array repeats the first max_errors of them.
     small = side.with_max_errors(3)
     job = small.create(ImportJob(source_type="csv", filename="p.csv"))
     small.start(job.id, "w")
     small.add_errors(job.id, [_entry(1, "a"), _entry(2, "b")])
-    # Two more: the first fills the head, the second is the log's first entry.
+    # Two more: the first fills the array, the second is past it.
     small.advance(job.id, 2, 0, 2, entries=[_entry(3, "a"), _entry(4, "a")])
     small.add_error(job.id, _entry(5, "b"))
     with small.track(job.id, every_rows=2) as tracker:
@@ -412,9 +412,8 @@ def test_a_jobs_first_entries_are_kept_once_in_its_column(
     assert [entry["row"] for entry in stored.errors] == [1, 2, 3]
     assert (stored.errors_logged, stored.errors_dropped) == (7, 4)
     logged = [(n, entry["row"]) for n, entry in _log(conn, job.id)]
-    assert logged == [(4, 4), (5, 5), (6, 6), (7, 7)]
-    assert _groups(conn, job.id) == {"a": 2, "b": 1, "c": 1}
-    # Read back whole, and in pages that cross from the head into the log.
+    assert logged == [(n, n) for n in range(1, 8)]
+    assert _groups(conn, job.id) == {"a": 4, "b": 2, "c": 1}
     for batch in (1, 2, 3, 100):
         assert [e["row"] for e in small.errors_of(job.id, batch=batch)] == [1, 2, 3, 4, 5, 6, 7]
     assert [(g.message, g.count) for g in small.error_summary(job.id)] == [
@@ -430,27 +429,22 @@ def test_a_jobs_first_entries_are_kept_once_in_its_column(
     assert [json.loads(line)["row"] for line in jsonl_out.getvalue().splitlines()] == [*range(1, 8)]
 
 
-def test_a_batch_the_head_takes_whole_writes_no_log_row_and_no_group(
-    side: Any, conn: psycopg.Connection[Any]
-) -> None:
-    job = side.create(ImportJob(source_type="csv", filename="p.csv"))
-    side.add_error(job.id, _entry(1))
-    side.add_errors(job.id, [_entry(2), _entry(3, "other")])
-    side.advance(job.id, 1, 0, 1, entries=[_entry(4)])
-    assert _log(conn, job.id) == []
-    assert _groups(conn, job.id) == {}
-    stored = side.get_by_id(job.id)
-    assert (len(stored.errors), stored.errors_logged, stored.errors_dropped) == (4, 4, 0)
-    assert [e["row"] for e in side.errors_of(job.id)] == [1, 2, 3, 4]
-    assert {(g.message, g.count) for g in side.error_summary(job.id)} == {
-        ("must not be empty", 3),
-        ("other", 1),
-    }
+def test_once_an_entry_does_not_fit_errors_takes_no_later_one(side: Any) -> None:
+    # A repository with a larger bound finds the array closed: it stays the
+    # log's first entries, never a gap.
+    small, large = side.with_max_errors(2), side.with_max_errors(10)
+    job = small.create(ImportJob(source_type="csv", filename="p.csv"))
+    small.add_errors(job.id, [_entry(1), _entry(2), _entry(3)])
+    large.add_error(job.id, _entry(4))
+    large.add_errors(job.id, [_entry(5)])
+    stored = large.get_by_id(job.id)
+    assert [entry["row"] for entry in stored.errors] == [1, 2]
+    assert (stored.errors_logged, stored.errors_dropped) == (5, 3)
 
 
 def test_entries_given_at_create_are_no_entries_of_the_log(side: Any) -> None:
-    # A job created with errors keeps them in its column, before the head:
-    # no number, no reason counted, as before the head existed.
+    # A job created with errors keeps them in its array, before the
+    # recorded ones: no number, no reason counted.
     given = [{"message": "given at create"}]
     job = side.create(ImportJob(source_type="csv", filename="p.csv", errors=given))
     small = side.with_max_errors(3)
@@ -460,28 +454,3 @@ def test_entries_given_at_create_are_no_entries_of_the_log(side: Any) -> None:
     assert [e["row"] for e in small.errors_of(job.id)] == [1, 2, 3]
     assert [e["row"] for e in small.errors_of(job.id, batch=1)] == [1, 2, 3]
     assert [(g.message, g.count) for g in small.error_summary(job.id)] == [("must not be empty", 3)]
-
-
-def test_a_job_written_before_the_head_is_read_and_written_as_before(
-    side: Any, conn: psycopg.Connection[Any]
-) -> None:
-    # errors_head NULL: a job from before 0018, whose log holds every entry
-    # and whose column only copies the first ones.
-    small = side.with_max_errors(2)
-    job = small.create(ImportJob(source_type="csv", filename="p.csv"))
-    conn.execute("UPDATE import_job SET errors_head = NULL WHERE id = %s", [job.id])
-    small.add_error(job.id, _entry(1, "a"))
-    small.add_errors(job.id, [_entry(2, "b"), _entry(3, "a")])
-    small.advance(job.id, 1, 0, 1, entries=[_entry(4, "a")])
-    stored = small.get_by_id(job.id)
-    assert [entry["row"] for entry in stored.errors] == [1, 2]
-    assert (stored.errors_logged, stored.errors_dropped) == (4, 2)
-    assert [n for n, _ in _log(conn, job.id)] == [1, 2, 3, 4]
-    assert _groups(conn, job.id) == {"a": 3, "b": 1}
-    assert [e["row"] for e in small.errors_of(job.id, batch=1)] == [1, 2, 3, 4]
-    assert [(g.message, g.count) for g in small.error_summary(job.id)] == [("a", 3), ("b", 1)]
-    csv_out = io.BytesIO()
-    assert small.export_errors(job.id, csv_out) == 4
-    assert conn.execute(
-        "SELECT errors_head FROM import_job WHERE id = %s", [job.id]
-    ).fetchone() == (None,)

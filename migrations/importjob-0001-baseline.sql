@@ -1,0 +1,201 @@
+-- importjob 1.0: the whole schema, as schema.sql at the repository root
+-- has it (read that file: it is the same, and stays the current schema as
+-- later migrations change it). Applied once; never edited: every later
+-- change is a migration of its own after this one.
+--
+-- A database built by the pre-release migrations (importjob-0001-create-
+-- import-job to importjob-0018-errors-head) has these tables already:
+-- `importjob migrate` (or importjob.apply_migrations) brings it to this
+-- schema in place, keeping every job and entry. Refuse here, before
+-- anything is created, so `yoyo apply` says so in one line.
+DO $$
+BEGIN
+    IF to_regclass('import_job') IS NOT NULL THEN
+        RAISE EXCEPTION 'import_job exists already (built by importjob''s pre-release migrations?): run `importjob migrate` once to bring it to importjob 1.0';
+    END IF;
+END
+$$;
+
+-- gen_random_uuid() is core from PostgreSQL 13 on.
+
+CREATE TABLE import_job (
+    id              uuid        NOT NULL DEFAULT gen_random_uuid(),
+    status          text        NOT NULL DEFAULT 'pending',
+    source_type     text        NOT NULL,
+    filename        text        NOT NULL,
+    -- The seed's counters. Workers add to them in SQL (advance), never by
+    -- reading and writing back, so any number of them can share a job.
+    total_rows      bigint      NOT NULL DEFAULT 0,
+    processed_rows  bigint      NOT NULL DEFAULT 0,
+    success_count   bigint      NOT NULL DEFAULT 0,
+    error_count     bigint      NOT NULL DEFAULT 0,
+    -- The seed's structured errors: the entries given at create, then the
+    -- recorded ones while they fit under the repository's max_errors.
+    errors          jsonb       NOT NULL DEFAULT '[]'::jsonb,
+    -- Every entry recorded takes the next number: errors_recorded counts
+    -- them, import_job_error keeps them up to the repository's
+    -- error_log_limit (errors_logged counts those rows). errors_dropped
+    -- counts the recorded entries the errors array did not take: once one
+    -- did not fit, no later one goes there, so the array holds the log's
+    -- first entries. error_groups counts the places handed out to reasons
+    -- (import_job_error_group), max_groups of them with a group of their own.
+    errors_recorded bigint      NOT NULL DEFAULT 0,
+    errors_logged   bigint      NOT NULL DEFAULT 0,
+    errors_dropped  bigint      NOT NULL DEFAULT 0,
+    error_groups    bigint      NOT NULL DEFAULT 0,
+    started_at      timestamptz,
+    completed_at    timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- The worker running the job, and when it last showed life: a job whose
+    -- heartbeat is old has lost its worker (rescue_stale).
+    heartbeat_at    timestamptz,
+    worker_id       text,
+    -- The last batch number applied per writer's key, so a batch sent again
+    -- after its reply was lost changes nothing.
+    applied_batches jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- Until when someone watches the job: only then do its changes notify.
+    watched_until   timestamptz,
+    -- Where the workers got to in the file, stored with the counts before it.
+    checkpoint      jsonb,
+    -- The file's fingerprint; unique_source: created to import it once.
+    source_sha256   text,
+    source_size     bigint,
+    unique_source   boolean     NOT NULL DEFAULT false,
+    CONSTRAINT import_job_pkey PRIMARY KEY (id),
+    CONSTRAINT import_job_status_check
+        CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+    CONSTRAINT import_job_source_type_check CHECK (source_type IN ('csv', 'json', 'text')),
+    CONSTRAINT import_job_filename_check CHECK (char_length(filename) BETWEEN 1 AND 255),
+    CONSTRAINT import_job_total_rows_check CHECK (total_rows >= 0),
+    CONSTRAINT import_job_processed_rows_check CHECK (processed_rows >= 0),
+    CONSTRAINT import_job_success_count_check CHECK (success_count >= 0),
+    CONSTRAINT import_job_error_count_check CHECK (error_count >= 0),
+    CONSTRAINT import_job_errors_check CHECK (jsonb_typeof(errors) = 'array'),
+    CONSTRAINT import_job_errors_dropped_check CHECK (errors_dropped >= 0),
+    -- An ended job has its end time, and only an ended one.
+    CONSTRAINT import_job_completed_at_check
+        CHECK ((status IN ('completed', 'failed', 'cancelled')) = (completed_at IS NOT NULL)),
+    CONSTRAINT import_job_started_at_check
+        CHECK (status <> 'processing' OR started_at IS NOT NULL),
+    CONSTRAINT import_job_source_sha256_check CHECK (source_sha256 ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT import_job_source_size_check CHECK (source_size >= 0)
+)
+-- Room on each page for a flush's new row version: no flush writes an
+-- indexed column, so every flush is a HOT update that writes no index.
+WITH (fillfactor = 70);
+
+COMMENT ON TABLE import_job IS 'One row per import of question-answer pairs (importjob).';
+
+-- The seed's index: list_by_status, oldest first; claim_next's pending jobs.
+CREATE INDEX ix_import_job_status ON import_job (status, created_at, id);
+-- list_recent, newest first.
+CREATE INDEX ix_import_job_created_at ON import_job (created_at, id);
+-- purge_finished, oldest ended first.
+CREATE INDEX ix_import_job_completed_at ON import_job (completed_at)
+    WHERE completed_at IS NOT NULL;
+-- Jobs by the file they read.
+CREATE INDEX ix_import_job_source_sha256 ON import_job (source_sha256)
+    WHERE source_sha256 IS NOT NULL;
+-- create(unique_source=True): one live or completed import of a file. A
+-- failed or cancelled one leaves the index, so the file can be tried again.
+CREATE UNIQUE INDEX import_job_source_once ON import_job (source_sha256)
+    WHERE unique_source AND status IN ('pending', 'processing', 'completed');
+
+-- Every error entry a job records, numbered from 1 in recording order: its
+-- own table, so a job's row never rewrites a value that grows.
+CREATE TABLE import_job_error (
+    job_id uuid   NOT NULL,
+    n      bigint NOT NULL,
+    entry  jsonb  NOT NULL,
+    CONSTRAINT import_job_error_pkey PRIMARY KEY (job_id, n),
+    CONSTRAINT import_job_error_job_id_fkey FOREIGN KEY (job_id)
+        REFERENCES import_job (id) ON DELETE CASCADE
+);
+
+-- A job's entries counted by reason (type, field, message), keyed by
+-- import_job_error_key. A job has at most max_groups reasons of its own;
+-- the entries of any further reason count under the all-zero key
+-- ("other"), so a message that embeds the row's value cannot grow them
+-- without end.
+CREATE TABLE import_job_error_group (
+    job_id  uuid   NOT NULL,
+    key     uuid   NOT NULL,
+    type    text,
+    field   text,
+    message text,
+    count   bigint NOT NULL,
+    CONSTRAINT import_job_error_group_pkey PRIMARY KEY (job_id, key),
+    CONSTRAINT import_job_error_group_job_id_fkey FOREIGN KEY (job_id)
+        REFERENCES import_job (id) ON DELETE CASCADE
+);
+
+-- How many more recorded entries a job's errors array takes under
+-- max_errors: none once one did not fit (errors_dropped > 0), so that the
+-- array holds the log's first entries and a full array is never read
+-- again. One home for the writers (add_error, advance_entries,
+-- rescue_stale); inlined, as its operators are immutable.
+CREATE FUNCTION import_job_errors_room(errors jsonb, errors_dropped bigint, max_errors bigint)
+RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN errors_dropped > 0 THEN 0
+                ELSE greatest(0, max_errors - jsonb_array_length(errors)) END
+$$;
+
+-- A reason's key: its three texts, each length-prefixed so that no two
+-- reasons share one (NULL and '' differ too).
+CREATE FUNCTION import_job_error_key(type text, field text, message text)
+RETURNS uuid
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT md5(coalesce(length(type)::text || ':' || type, '') || ','
+               || coalesce(length(field)::text || ':' || field, '') || ','
+               || coalesce(length(message)::text || ':' || message, ''))::uuid
+$$;
+
+-- The reasons of a batch of entries for a job: each reason's key and texts,
+-- how many of the batch's entries have it, whether the job has a group for
+-- it, and for each new one its place among the batch's new reasons, in the
+-- order the batch first shows them. Looked up by key, so the cost follows
+-- the batch, never the job's groups; OFFSET 0 computes each key once, not
+-- again in the filter that uses it.
+CREATE FUNCTION import_job_error_reasons(job_id uuid, entries jsonb)
+RETURNS TABLE (key uuid, type text, field text, message text, count bigint, known boolean,
+               place bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT key, type, field, message, count, known,
+           CASE WHEN NOT known THEN row_number() OVER (PARTITION BY known ORDER BY first) END
+      FROM (SELECT keyed.*,
+                   coalesce((SELECT true FROM import_job_error_group AS g
+                              WHERE g.job_id = $1 AND g.key = keyed.key), false) AS known
+              FROM (SELECT grouped.*,
+                           import_job_error_key(grouped.type, grouped.field,
+                                                grouped.message) AS key
+                      FROM (SELECT item.value ->> 'type' AS type,
+                                   item.value ->> 'field' AS field,
+                                   item.value ->> 'message' AS message,
+                                   count(*) AS count, min(item.n) AS first
+                              FROM jsonb_array_elements($2) WITH ORDINALITY AS item (value, n)
+                             GROUP BY 1, 2, 3) AS grouped
+                    OFFSET 0) AS keyed
+            OFFSET 0) AS looked_up
+$$;
+
+-- A watched job's change wakes its watchers: repo.watch and the dashboard
+-- LISTEN on the job's channel and mark it watched_until a little ahead.
+-- Unwatched jobs, nearly all of them, notify nobody: a notifying commit
+-- takes the server's notify lock.
+CREATE FUNCTION import_job_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    job_id uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
+BEGIN
+    PERFORM pg_notify('import_job_' || replace(job_id::text, '-', ''), job_id::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER import_job_notify
+    AFTER UPDATE OR DELETE ON import_job
+    FOR EACH ROW
+    WHEN (OLD.watched_until > now())
+    EXECUTE FUNCTION import_job_notify();

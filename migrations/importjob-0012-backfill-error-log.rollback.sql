@@ -1,2 +1,0 @@
--- Undo importjob-0012-backfill-error-log: nothing to undo. The copied
--- entries go with 0011's rollback, which drops the log.
