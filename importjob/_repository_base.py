@@ -16,7 +16,6 @@ from collections.abc import (
     Sequence,
 )
 from typing import Any, NamedTuple, TypeVar
-from uuid import UUID
 
 import psycopg
 

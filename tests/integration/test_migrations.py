@@ -575,7 +575,7 @@ def test_schema_sql_is_what_the_migrations_build(
 ) -> None:
     apply_migrations(empty_db_url)
     with psycopg.connect(other_empty_db_url, autocommit=True) as conn:
-        conn.execute(SCHEMA_FILE.read_text())  # type: ignore[call-overload]
+        conn.execute(SCHEMA_FILE.read_text())
     migrated, from_file = _catalog(empty_db_url), _catalog(other_empty_db_url)
     assert migrated["tables"], "the migrations built nothing"
     for part in migrated:
@@ -585,7 +585,7 @@ def test_schema_sql_is_what_the_migrations_build(
 def _prerelease(url: str, applied: tuple[str, ...] = PRERELEASE) -> None:
     """Build what the pre-release migrations built, as yoyo records it."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(PRERELEASE_SCHEMA.read_text())  # type: ignore[call-overload]
+        conn.execute(PRERELEASE_SCHEMA.read_text())
     backend = get_backend(yoyo_url(url))
     try:
         backend.ensure_internal_schema_updated()
