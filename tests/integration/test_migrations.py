@@ -525,7 +525,7 @@ def _catalog(url: str, *, column_order: bool = True) -> dict[str, Any]:
     with psycopg.connect(url) as conn:
 
         def rows(statement: str) -> list[tuple[Any, ...]]:
-            return conn.execute(statement).fetchall()  # type: ignore[arg-type]
+            return conn.execute(statement).fetchall()
 
         return {
             "tables": rows(
