@@ -1,4 +1,4 @@
-"""Section 6: importjob's own cost per call, sync and async, and 64 watchers beside an import.
+"""async: importjob's own cost per call, sync and async, and 64 watchers beside an import.
 
 The async/sync ratio of a call is mostly the driver's (psycopg's asyncio
 wait), so it is printed for reference beside the bare driver's; what is held

@@ -1,4 +1,4 @@
-r"""Section 8: the error log: flushes that do not grow with it, exports at COPY's rate, lists.
+r"""error-log: flushes that do not grow with the log, exports at COPY's rate, lists.
 
 Five measures, each against its baseline in the same run:
 
@@ -330,4 +330,4 @@ def list_lines(url: str, report: Report, *, calls: int) -> None:
     conn.close()
 
 
-SECTION = Section(name="error log", title="the error log", run=run)
+SECTION = Section(name="error-log", title="the error log", run=run)

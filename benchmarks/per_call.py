@@ -1,4 +1,4 @@
-"""Section 1: each repository operation against the floors under it.
+"""per-call: each repository operation against the floors under it.
 
 Two floors. The same statement from ``sql/`` on bare psycopg (prepared, tuple
 rows), on the same connection, in alternating blocks of calls: what the
@@ -354,4 +354,4 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
     conn.close()
 
 
-SECTION = Section(name="per call", title="each operation against its floor", run=run)
+SECTION = Section(name="per-call", title="each operation against its floor", run=run)

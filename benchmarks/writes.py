@@ -1,4 +1,4 @@
-"""Section 7: writes that scale (issue 10).
+"""writes: writes that scale.
 
 Sixteen writer processes flush into 200 PROCESSING jobs at random, as
 workers of many imports do. Three conditions, in alternating rounds so that
