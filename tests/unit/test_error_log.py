@@ -372,7 +372,7 @@ def test_lists_and_watch_snapshots_read_no_entries(side: Any) -> None:
     assert [e["row"] for e in whole.errors] == [1, 2]
     assert side.list_recent(ImportJobStatus.PENDING) == [listed]
     assert side.list_recent(ImportJobStatus.PENDING, with_errors=True) == [whole]
-    # The seed's reads keep their contract: the job with its errors.
+    # list_by_status keeps its documented contract: the job with its errors.
     assert side.list_by_status(ImportJobStatus.PENDING) == [whole]
     with pytest.raises(InvalidFieldError) as caught:
         side.list_recent(with_errors="yes")
@@ -396,7 +396,7 @@ def _groups(conn: psycopg.Connection[Any], job_id: uuid.UUID) -> dict[str | None
 def test_a_jobs_first_entries_are_kept_once_in_its_column(
     side: Any, conn: psycopg.Connection[Any]
 ) -> None:
-    # The column is the head of the log (0018): its entries are in no log row
+    # The column is the head of the log: its entries are in no log row
     # and no group; the readers put the two together, in recording order.
     small = side.with_max_errors(3)
     job = small.create(ImportJob(source_type="csv", filename="p.csv"))
@@ -450,7 +450,7 @@ def test_a_batch_the_head_takes_whole_writes_no_log_row_and_no_group(
 
 def test_entries_given_at_create_are_no_entries_of_the_log(side: Any) -> None:
     # A job created with errors keeps them in its column, before the head:
-    # no number, no reason counted, as before the head existed.
+    # no number, no reason counted.
     given = [{"message": "given at create"}]
     job = side.create(ImportJob(source_type="csv", filename="p.csv", errors=given))
     small = side.with_max_errors(3)
@@ -465,8 +465,8 @@ def test_entries_given_at_create_are_no_entries_of_the_log(side: Any) -> None:
 def test_a_job_written_before_the_head_is_read_and_written_as_before(
     side: Any, conn: psycopg.Connection[Any]
 ) -> None:
-    # errors_head NULL: a job from before 0018, whose log holds every entry
-    # and whose column only copies the first ones.
+    # errors_head NULL: a job written without a head, whose log holds every
+    # entry and whose column only copies the first ones; it stays so.
     small = side.with_max_errors(2)
     job = small.create(ImportJob(source_type="csv", filename="p.csv"))
     conn.execute("UPDATE import_job SET errors_head = NULL WHERE id = %s", [job.id])

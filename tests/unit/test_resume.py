@@ -1,4 +1,4 @@
-"""Checkpoints, a file imported once, and the error budget (issue 13)."""
+"""Checkpoints, a file imported once, and the error budget."""
 
 from __future__ import annotations
 
