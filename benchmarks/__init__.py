@@ -8,6 +8,7 @@ do not belong in tests.
 The server is the one PG* names (default 127.0.0.1:5432, user postgres); the
 suite creates and drops its own databases, ``importjob_bench*``.
 
-One module per section, numbered in the order of `benchmarks.__main__.SECTIONS`;
+One module per section, each named by its ``SECTION.name`` (``--only
+tracker`` runs that one) and run in the order of `benchmarks.__main__.SECTIONS`;
 `benchmarks._harness` holds what they share.
 """

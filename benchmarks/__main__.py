@@ -1,4 +1,4 @@
-"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only N ...]``."""
+"""Run the benchmark suite: ``python -m benchmarks [--quick] [--only NAME ...]``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from benchmarks._harness import (
     print_report,
 )
 
-# The order gives each section its number, for --only and the table.
+# The order the sections run in; --only picks them by name.
 SECTIONS: tuple[Section, ...] = (
     per_call.SECTION,
     tracker.SECTION,
@@ -42,6 +42,9 @@ SECTIONS: tuple[Section, ...] = (
 )
 
 
+NAMES = [section.name for section in SECTIONS]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sections asked for, print the table, return 1 when a target was missed."""
     parser = argparse.ArgumentParser(
@@ -50,27 +53,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="Smaller sizes, for a smoke run.")
     parser.add_argument(
         "--only",
-        type=int,
         action="append",
-        choices=range(1, len(SECTIONS) + 1),
-        metavar="N",
-        help="Run section N only (repeatable), to look at one measure again: "
-        + ", ".join(f"{n} {section.title}" for n, section in enumerate(SECTIONS, start=1)),
+        choices=NAMES,
+        metavar="NAME",
+        help="Run the section NAME only (repeatable), to look at one measure again: "
+        + ", ".join(f"{section.name} ({section.title})" for section in SECTIONS),
     )
     args = parser.parse_args(argv)
     with exclusive_run():
         return _run(args.only, quick=args.quick)
 
 
-def _run(only: list[int] | None, *, quick: bool) -> int:
+def _run(only: list[str] | None, *, quick: bool) -> int:
     url = fresh_database()
     report = Report()
     try:
-        for number, section in enumerate(SECTIONS, start=1):
-            if only and number not in only:
+        for section in SECTIONS:
+            if only and section.name not in only:
                 continue
-            print(f"{number}. {section.title}", flush=True)
-            report.section = f"{number} {section.name}"
+            print(f"{section.name}: {section.title}", flush=True)
+            report.section = section.name
             section.run(url, report, quick=quick)
         print_report(report, machine())
     finally:

@@ -1,4 +1,4 @@
-"""The floor's web half for section 10: a bare Starlette app returning a constant.
+"""The floor's web half for the web section: a bare Starlette app returning a constant.
 
 Served by uvicorn as ``importjob serve`` is (one process, the same loop and
 HTTP implementation), so the two differ by what the handler does.

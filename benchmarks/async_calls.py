@@ -1,4 +1,4 @@
-"""Section 6: importjob's own cost per call, sync and async, and 64 watchers beside an import.
+"""async: importjob's own cost per call, sync and async, and 64 watchers beside an import.
 
 The async/sync ratio of a call is mostly the driver's (psycopg's asyncio
 wait), so it is printed for reference beside the bare driver's; what is held
@@ -62,8 +62,8 @@ def async_lines(url: str, report: Report, samples: int) -> None:
     on the same connection, call by call: the median of the pairs'
     differences in this thread's CPU time (`time.thread_time_ns`), the part
     of a call that is importjob's work. Wall-time differences carry the
-    round trip's jitter (tens of µs here, against the ~5 µs measured):
-    their median is printed beside for reference. Sync and async need two
+    round trip's jitter, larger than the cost they would measure: their
+    median is printed beside for reference. Sync and async need two
     connections, whose backends the kernel places independently: ten fresh
     pairs, the ratios taken within each pair.
     """
@@ -133,7 +133,7 @@ def async_lines(url: str, report: Report, samples: int) -> None:
 
     def ratio(name: str) -> float:
         # Within each pair, then the median over the pairs: pooled timings
-        # would mix placement regimes (~30 µs or ~100 µs a round trip here).
+        # would mix placement regimes, whose round trips differ severalfold.
         return statistics.median(p[f"async{name}"] / p[f"sync{name}"] for p in per_pair)
 
     report.add(

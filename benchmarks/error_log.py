@@ -1,4 +1,4 @@
-r"""Section 8: the error log: flushes that do not grow with it, exports at COPY's rate, lists.
+r"""error-log: flushes that do not grow with the log, exports at COPY's rate, lists.
 
 Five measures, each against its baseline in the same run:
 
@@ -66,7 +66,7 @@ def _job_with_log(
     """Insert a job whose errors column is full (1,000 entries) and that holds ``entries``.
 
     Written in SQL, as the repository would have written it: the first
-    1,000 in the column only (its head, 0018), the rest in the log, the
+    1,000 in the column only (its head), the rest in the log, the
     groups counted from the log, the job's counters.
     """
     [(job_id,)] = conn.execute(
@@ -320,7 +320,7 @@ def list_lines(url: str, report: Report, *, calls: int) -> None:
         max(calls // 4, 20),
     )
     report.add(
-        "the same with_errors=True (what a list read before): median",
+        "the same with_errors=True (each job with its entries): median",
         f"{median_us(whole):.0f} µs",
         f"{light:.0f} µs",
         ratio=median_us(whole) / light,
@@ -330,4 +330,4 @@ def list_lines(url: str, report: Report, *, calls: int) -> None:
     conn.close()
 
 
-SECTION = Section(name="error log", title="the error log", run=run)
+SECTION = Section(name="error-log", title="the error log", run=run)

@@ -1,4 +1,4 @@
-"""Section 5: many failed rows cost time in proportion, and the errors column stays bounded."""
+"""errors: many failed rows cost time in proportion, and the errors column stays bounded."""
 
 from __future__ import annotations
 

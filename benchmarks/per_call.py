@@ -1,4 +1,4 @@
-"""Section 1: each repository operation against the floors under it.
+"""per-call: each repository operation against the floors under it.
 
 Two floors. The same statement from ``sql/`` on bare psycopg (prepared, tuple
 rows), on the same connection, in alternating blocks of calls: what the
@@ -177,8 +177,8 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
     conn.close()
 
 
-# The floor a user would write by hand: the seed's thirteen columns, the
-# index list_by_status needs, nothing else.
+# The floor a user would write by hand: the thirteen columns a job's record
+# needs, the index list_by_status needs, nothing else.
 _MINIMAL_TABLE: LiteralString = """
 CREATE TABLE minimal_job (
     id             uuid        PRIMARY KEY,
@@ -196,8 +196,8 @@ CREATE TABLE minimal_job (
     updated_at     timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX minimal_job_status ON minimal_job (status, created_at);
--- Where a hand-written importer that keeps every failed row puts them
--- (issue 12 made add_error do that): one row per entry, nothing more.
+-- Where a hand-written importer that keeps every failed row, as add_error
+-- does, puts them: one row per entry, nothing more.
 CREATE TABLE minimal_job_error (
     job_id uuid   NOT NULL,
     n      bigint GENERATED ALWAYS AS IDENTITY,
@@ -212,8 +212,8 @@ _BY_HAND: dict[str, LiteralString] = {
     "update_progress": "UPDATE minimal_job SET processed_rows = %s, success_count = %s,"
     " error_count = %s, updated_at = now() WHERE id = %s",
     "add_error": "UPDATE minimal_job SET errors = errors || %s, updated_at = now() WHERE id = %s",
-    # The same capability as add_error since issue 12: the entry on the job
-    # and in a log of every failed row, in one statement.
+    # The same capability as add_error: the entry on the job and in a log
+    # of every failed row, in one statement.
     "add_error, kept": "WITH job AS (UPDATE minimal_job SET errors = errors || %(entries)s,"
     " updated_at = now() WHERE id = %(id)s RETURNING id)"
     " INSERT INTO minimal_job_error (job_id, entry) SELECT id, %(entry)s FROM job",
@@ -336,7 +336,7 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
         ours_us, floor_us = median_us(ours_ns), median_us(floor_ns)
         ratio = ours_us / floor_us
         # add_error keeps a job's first entries in its column only (the head
-        # of its log, 0018): the seed's floor, which appends to the column,
+        # of its log): the by-hand add_error, which appends to the column,
         # is the like-for-like one, and the target. Past the head it logs the
         # entry and counts its reason in a second statement: printed for
         # reference against the floor that keeps every failed row by hand.
@@ -354,4 +354,4 @@ def hand_written_lines(url: str, report: Report, calls: int) -> None:
     conn.close()
 
 
-SECTION = Section(name="per call", title="each operation against its floor", run=run)
+SECTION = Section(name="per-call", title="each operation against its floor", run=run)

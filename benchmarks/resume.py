@@ -1,4 +1,4 @@
-"""Section 9: what a checkpoint adds to a flush, and fingerprinting against sha256sum."""
+"""resume: what a checkpoint adds to a flush, and fingerprinting against sha256sum."""
 
 from __future__ import annotations
 

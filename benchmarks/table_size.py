@@ -1,4 +1,4 @@
-"""Section 3: the reads and the claim stay flat as the table grows; and their plans."""
+"""table-size: the reads and the claim stay flat as the table grows; and their plans."""
 
 from __future__ import annotations
 
@@ -130,4 +130,4 @@ def table_size_lines(url: str, report: Report, small: int, large: int, samples: 
     _plans(url, report)
 
 
-SECTION = Section(name="table size", title="flat in table size", run=run)
+SECTION = Section(name="table-size", title="flat in table size", run=run)

@@ -1,4 +1,4 @@
-"""Section 2: what the tracker adds per row, and how often it writes."""
+"""tracker: what the tracker adds per row, and how often it writes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Section 10: `importjob serve`: one job's JSON against its floor, and 500 live streams on one job.
+"""web: `importjob serve`: one job's JSON against its floor, and 500 live streams on one job.
 
 The floor of ``GET /api/jobs/{id}`` is what it cannot do without:
 ``repo.get_by_id`` plus a bare Starlette handler returning a constant under

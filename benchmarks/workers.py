@@ -1,4 +1,4 @@
-"""Section 4: many worker processes advancing their jobs at once."""
+"""workers: many worker processes advancing their jobs at once."""
 
 from __future__ import annotations
 

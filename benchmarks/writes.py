@@ -1,4 +1,4 @@
-"""Section 7: writes that scale (issue 10).
+"""writes: writes that scale.
 
 Sixteen writer processes flush into 200 PROCESSING jobs at random, as
 workers of many imports do. Three conditions, in alternating rounds so that
@@ -6,8 +6,8 @@ the shared machine's drift falls on all of them: the table as shipped with
 nobody watching; as shipped with 10 of the jobs followed by ``watch`` in
 another process; with the notify trigger disabled, the floor a write costs
 without the notification; and with every user trigger disabled (the row's
-rules too, a CHECK until migration 0017 and so in the floor before it),
-printed for reference. Then the share of those flushes that were HOT
+rules too, which a plain table holds as CHECK constraints and so the floor
+keeps), printed for reference. Then the share of those flushes that were HOT
 updates, pgbench with the flush statement as shipped and with the notify
 trigger disabled, and how long a watcher takes to see a committed change.
 
@@ -58,9 +58,9 @@ def run(url: str, report: Report, *, quick: bool) -> None:
         writes_lines(
             writes_url,
             report,
-            # Nine rounds of each condition: on two shared cores with sixteen
-            # writers one round swings by a tenth; the median of five still
-            # landed under the targets now and then.
+            # Nine rounds of each condition: on shared cores one round of
+            # sixteen writers swings widely, and the median must hold its
+            # target from run to run.
             rounds=2 if quick else 9,
             seconds=1.5 if quick else 3.0,
             samples=60 if quick else 300,
@@ -346,9 +346,9 @@ def _paired(rates: dict[str, list[float]], condition: str, floor: str) -> float:
     """Return the median, over the rotations, of the condition's rate over the floor's.
 
     Each rotation measures every condition once, within seconds; over the
-    section's minutes the shared machine drifts by a third (8,000 to 11,000
-    calls/s in one run), and a ratio of the conditions' medians mixes that
-    drift in. Round ``i`` of every condition belongs to rotation ``i``.
+    section's minutes a shared machine drifts, and a ratio of the
+    conditions' medians mixes that drift in. Round ``i`` of every condition
+    belongs to rotation ``i``.
     """
     return statistics.median(
         mine / theirs for mine, theirs in zip(rates[condition], rates[floor], strict=True)

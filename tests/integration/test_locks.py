@@ -4,8 +4,8 @@ Each test holds a row lock on a second connection, in an open transaction,
 as a concurrent worker or operator would, and proves what the statement
 does meanwhile: `claim_next` and `purge_finished` pass over the locked row
 at once (the repository's connection has a short ``lock_timeout``, so a
-statement that waited would fail instead); `start` waits for it and then
-sees the change that was committed. Every test runs on both repositories
+statement that waited would fail instead); `start` and `rescue_stale` wait
+for it and then see the change that was committed. Every test runs on both repositories
 (the ``side`` fixture).
 """
 
@@ -163,3 +163,47 @@ def test_start_racing_an_end_reports_the_end_and_leaves_it(
     assert stored.status is ended_as
     assert stored.completed_at is not None
     assert (stored.started_at, stored.worker_id) == (None, None)
+
+
+@pytest.mark.parametrize("alive_as", ["heartbeat", "completion"])
+def test_rescue_stale_waiting_on_a_job_that_comes_alive_leaves_it(
+    side: Any, conn: psycopg.Connection[Any], connect: Connect, alive_as: str
+) -> None:
+    job, lost = _new(side, "alive.csv"), _new(side, "lost.csv")
+    for each in (job, lost):
+        side.start(each.id, "worker-a")
+    side.add_error(job.id, {"type": "ImportValidationError", "row": 1, "message": "empty"})
+    # Both look lost: no heartbeat for an hour.
+    conn.execute("UPDATE import_job SET heartbeat_at = now() - interval '1 hour'")
+    holder = connect()
+    outcome: list[object] = []
+
+    def rescue() -> None:
+        try:
+            outcome.append(side.rescue_stale(timedelta(minutes=5)))
+        except DataImportError as exc:
+            outcome.append(exc)
+
+    rescuer = threading.Thread(target=rescue)
+    with holder.transaction():
+        _lock(holder, job)
+        rescuer.start()
+        # rescue_stale read the job as stale, or is about to: it waits for the row.
+        _wait_until_blocked(connect(), side.repo.connection.info.backend_pid)
+        # Its worker shows it is alive (or ends it), committed while rescue_stale waits.
+        if alive_as == "heartbeat":
+            ImportJobRepository(holder).heartbeat(job.id, "worker-a")
+        else:
+            ImportJobRepository(holder).update_status(job.id, S.COMPLETED)
+    rescuer.join(timeout=30)
+    assert not rescuer.is_alive()
+    [rescued] = outcome
+    assert isinstance(rescued, list)
+    assert [each.id for each in rescued] == [lost.id]  # the lost one only
+    stored = side.get_by_id(job.id)
+    assert stored.status is (S.PROCESSING if alive_as == "heartbeat" else S.COMPLETED)
+    assert stored.worker_id == "worker-a"
+    # No WorkerLostError entry, anywhere it could be read.
+    assert [entry["row"] for entry in stored.errors] == [1]
+    assert [entry["row"] for entry in side.errors_of(job.id)] == [1]
+    assert [group.type for group in side.error_summary(job.id)] == ["ImportValidationError"]

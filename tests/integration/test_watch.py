@@ -19,11 +19,14 @@ import pytest
 
 from importjob import ImportJob, ImportJobStatus
 from importjob._queries import query
-from importjob._watch import FALLBACK_SECONDS
 from importjob.exceptions import ImportJobNotFoundError, InvalidFieldError
 
 S = ImportJobStatus
 WORKERS = Path(__file__).with_name("workers.py")
+# A job is read at least this often without a notification (README), and a
+# read on a busy machine of two shared cores may come this much later.
+FALLBACK_PROMISE = 5.0
+FALLBACK_MARGIN = 2.0
 
 
 def _drive(db_url: str, job: ImportJob, steps: int, pause: float) -> subprocess.Popen[str]:
@@ -232,12 +235,15 @@ def test_a_change_that_notifies_nobody_is_read_all_the_same(side: Any, connect: 
     # Triggers do not fire for this session (as for a logical replication
     # apply): only the watcher's fallback read can show its change.
     quiet.execute("SET session_replication_role = replica")
-    first, second = side.watch_two(
-        job.id,
-        lambda: quiet.execute("UPDATE import_job SET processed_rows = 5 WHERE id = %s", [job.id]),
-        30,
-    )
+    changed_at: list[float] = []
+
+    def change_quietly() -> None:
+        quiet.execute("UPDATE import_job SET processed_rows = 5 WHERE id = %s", [job.id])
+        changed_at.append(time.monotonic())
+
+    first, second = side.watch_two(job.id, change_quietly, 30)
     assert (first.processed_rows, second.processed_rows) == (0, 5)
+    assert time.monotonic() - changed_at[0] <= FALLBACK_PROMISE + FALLBACK_MARGIN
 
 
 def test_a_killed_watchers_mark_lapses(
@@ -352,7 +358,7 @@ def test_a_held_row_lock_stalls_no_other_watch(
         # The held job is marked and read again at its fallback read.
         started = time.monotonic()
         assert _take(side, held_watch).processed_rows == 7
-        assert time.monotonic() - started <= FALLBACK_SECONDS + 2
+        assert time.monotonic() - started <= FALLBACK_PROMISE + FALLBACK_MARGIN
     finally:
         holder.rollback()
         _stop(side, held_watch)

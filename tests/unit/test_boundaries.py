@@ -348,6 +348,36 @@ def test_an_error_entry_of_8_kib_is_kept_whole_one_byte_more_is_truncated(side: 
     assert len(json.dumps(cut, ensure_ascii=False).encode()) <= MAX_ERROR_ENTRY_BYTES
 
 
+def _cut_as_stored(entry: dict[str, Any]) -> dict[str, Any]:
+    # How an entry over the bound is cut: each string to a quarter of the
+    # bound's bytes in characters, marked, and the entry flagged.
+    return {
+        "row": entry["row"],
+        "message": entry["message"][: MAX_ERROR_ENTRY_BYTES // 4] + TRUNCATED_MARK,
+        "truncated": True,
+    }
+
+
+def test_an_8_kib_entry_is_whole_through_the_tracker_and_create_one_byte_more_cut(
+    side: Any,
+) -> None:
+    whole = _entry_of(8 * 1024)
+    over = _entry_of(8 * 1024 + 1)
+    cut = _cut_as_stored(over)
+    tracked = _new(side)
+    with side.track(tracked.id, every_rows=1000, every_seconds=3600) as t:
+        t.failed(whole)
+        t.failed(over)
+    assert side.get_by_id(tracked.id).errors == [whole, cut]
+    assert side.errors_of(tracked.id) == [whole, cut]
+    made = ImportJob(source_type="csv", filename="pairs.csv", errors=[whole, over])
+    assert made.errors == [whole, cut]
+    created = side.create(made)
+    assert side.get_by_id(created.id).errors == [whole, cut]
+    # Entries given to create are no entries of the log.
+    assert side.errors_of(created.id) == []
+
+
 def _nested(depth: int) -> dict[str, Any]:
     # The innermost value sits `depth` levels below the entry itself.
     value: Any = "leaf"

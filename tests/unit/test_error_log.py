@@ -372,7 +372,7 @@ def test_lists_and_watch_snapshots_read_no_entries(side: Any) -> None:
     assert [e["row"] for e in whole.errors] == [1, 2]
     assert side.list_recent(ImportJobStatus.PENDING) == [listed]
     assert side.list_recent(ImportJobStatus.PENDING, with_errors=True) == [whole]
-    # The seed's reads keep their contract: the job with its errors.
+    # list_by_status keeps its documented contract: the job with its errors.
     assert side.list_by_status(ImportJobStatus.PENDING) == [whole]
     with pytest.raises(InvalidFieldError) as caught:
         side.list_recent(with_errors="yes")
@@ -454,3 +454,29 @@ def test_entries_given_at_create_are_no_entries_of_the_log(side: Any) -> None:
     assert [e["row"] for e in small.errors_of(job.id)] == [1, 2, 3]
     assert [e["row"] for e in small.errors_of(job.id, batch=1)] == [1, 2, 3]
     assert [(g.message, g.count) for g in small.error_summary(job.id)] == [("must not be empty", 3)]
+
+
+def test_a_created_jobs_jsonl_export_holds_each_entry_once_in_order(side: Any) -> None:
+    # Entries given to create, then more through add_error and a tracker,
+    # crossing from the errors column into the log (max_errors=3, two given).
+    small = side.with_max_errors(3)
+    given = [{"message": "given 1"}, {"message": "given 2"}]
+    job = small.create(ImportJob(source_type="csv", filename="p.csv", errors=given))
+    small.add_error(job.id, _entry(1, "a"))
+    with small.track(job.id, every_rows=2, every_seconds=3600) as tracker:
+        for row in (2, 3, 4):
+            tracker.failed(_entry(row, "b"))
+    later = [_entry(1, "a"), _entry(2, "b"), _entry(3, "b"), _entry(4, "b")]
+    assert small.get_by_id(job.id).errors == [*given, later[0]]
+    jsonl_out, csv_out = io.BytesIO(), io.BytesIO()
+    written = small.export_errors(job.id, jsonl_out, format="jsonl")
+    exported = [json.loads(line) for line in jsonl_out.getvalue().splitlines()]
+    assert written == len(exported)
+    small.export_errors(job.id, csv_out)
+    rows = csv.DictReader(io.StringIO(csv_out.getvalue().decode(), newline=""))
+    # The JSON lines hold what the CSV export and the pages hold, entry for entry.
+    assert exported == [json.loads(row["entry"]) for row in rows]
+    assert exported == small.errors_of(job.id) == small.errors_of(job.id, batch=1)
+    # In recording order, each once; the entries given at create are no
+    # entries of the log.
+    assert exported == later

@@ -1,4 +1,4 @@
-"""Checkpoints, a file imported once, and the error budget (issue 13)."""
+"""Checkpoints, a file imported once, and the error budget."""
 
 from __future__ import annotations
 
@@ -95,6 +95,25 @@ def test_rows_held_past_a_checkpoint_do_not_flush_on_every_row(side: Any) -> Non
         t.ok()
         assert _stored(side, job.id).updated_at != flushed_at
     assert _stored(side, job.id).processed_rows == 6
+
+
+def test_rows_held_past_checkpoints_flush_once_every_every_rows(side: Any) -> None:
+    # A checkpoint after each flush: from the second flush on, each one sends
+    # the rows up to the checkpoint before it and holds every_rows rows back.
+    job = side.create(_job())
+    flushes: list[tuple[int, int]] = []  # (the row that flushed, processed_rows stored)
+    with side.track(job.id, every_rows=3, every_seconds=3600, heartbeat_seconds=3600) as t:
+        last = _stored(side, job.id)
+        for row in range(1, 16):
+            t.ok()
+            stored = _stored(side, job.id)
+            if stored.updated_at != last.updated_at:
+                flushes.append((row, stored.processed_rows))
+            last = stored
+            if row % 3 == 0:
+                t.checkpoint(row)
+    assert flushes == [(3, 3), (6, 3), (9, 6), (12, 9), (15, 12)]
+    assert _stored(side, job.id).processed_rows == 15
 
 
 def test_a_tracker_without_checkpoints_flushes_every_row(side: Any) -> None:
