@@ -183,13 +183,14 @@ class ImportJob:
     `importjob.exceptions.InvalidFieldError` naming the field.
     ``created_at`` and ``updated_at`` are None until the database stores the job.
 
-    ``error_count`` counts failed rows. ``errors`` keeps their entries, oldest
-    first, up to the repository's bound; ``errors_dropped`` counts the entries
-    that did not fit. ``errors`` may also hold job-level entries (the
-    exception that ended an import, a lost worker), which no counter counts.
-    ``errors_logged`` counts the entries its error log holds (every entry,
-    up to the repository's ``error_log_limit``; the first ones are those in
-    ``errors``: read them all with ``iter_errors`` or ``export_errors``).
+    ``error_count`` counts failed rows. Every error entry is kept in the
+    job's error log, in recording order, up to the repository's
+    ``error_log_limit``: ``errors_logged`` counts the entries kept,
+    ``errors_dropped`` those recorded past the limit, counted but not kept
+    (read them all with ``iter_errors`` or ``export_errors``). ``errors``
+    repeats the first ``max_errors`` entries of the log, oldest first.
+    Entries that are no failed row (the exception that ended an import, a
+    lost worker) are kept the same way; ``error_count`` does not count them.
     ``worker_id`` and ``heartbeat_at`` say which worker runs the job and
     when it last showed life.
     ``checkpoint`` is where its workers got to in the file (any JSON value, at

@@ -43,10 +43,16 @@ _log = logging.getLogger("importjob.web")
 
 # The names a browser may use for a server bound to loopback.
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
-# Reads are one short statement each: a few connections serve many pages.
 POOL_SIZE = 4
-# Cancel's authority: a header, which no cross-site form or image can send.
+"""How many connections the server's pool holds at most for reads.
+
+Reads are one short statement each: a few connections serve many pages.
+"""
 TOKEN_HEADER = "X-Importjob-Token"  # noqa: S105 - the header's name, not a secret
+"""The request header that must carry the token printed at start for a cancel.
+
+A header, because no cross-site form or image can send one.
+"""
 # Nothing the page did not ship runs or loads: a value that got past the
 # escaping still could not execute.
 _HEADERS = [
