@@ -185,10 +185,11 @@ class ImportJob:
 
     ``error_count`` counts failed rows. Every error entry is kept in the
     job's error log, in recording order, up to the repository's
-    ``error_log_limit``: ``errors_logged`` counts the entries kept,
-    ``errors_dropped`` those recorded past the limit, counted but not kept
-    (read them all with ``iter_errors`` or ``export_errors``). ``errors``
-    repeats the first ``max_errors`` entries of the log, oldest first.
+    ``error_log_limit``: ``errors_logged`` counts the entries kept (read
+    them all with ``iter_errors`` or ``export_errors``). ``errors`` holds the
+    entries given at create, then repeats the first entries of the log, up
+    to the repository's ``max_errors`` in all; ``errors_dropped`` counts the
+    recorded entries it did not take.
     Entries that are no failed row (the exception that ended an import, a
     lost worker) are kept the same way; ``error_count`` does not count them.
     ``worker_id`` and ``heartbeat_at`` say which worker runs the job and
