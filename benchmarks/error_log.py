@@ -65,20 +65,19 @@ def _job_with_log(
 ) -> uuid.UUID:
     """Insert a job whose errors column is full (1,000 entries) and that holds ``entries``.
 
-    Written in SQL, as the repository would have written it: the first
-    1,000 in the column only (its head), the rest in the log, the
-    groups counted from the log, the job's counters.
+    Written in SQL, as the repository would have written it: every entry in
+    the log, the first 1,000 repeated in the column, the groups counted from
+    the log, the job's counters.
     """
     [(job_id,)] = conn.execute(
         sql.SQL(
             "INSERT INTO import_job (status, source_type, filename, started_at, completed_at,"
             "                        heartbeat_at, errors, errors_dropped, errors_logged,"
-            "                        errors_recorded, errors_head)"
+            "                        errors_recorded)"
             " SELECT %(status)s, 'csv', 'bench.csv', now(),"
             "        CASE WHEN %(status)s = 'failed' THEN now() END, now(),"
             "        (SELECT jsonb_agg({entry}) FROM generate_series(1, 1000) AS i),"
-            "        greatest(0, %(entries)s - 1000), %(entries)s, %(entries)s,"
-            "        least(%(entries)s, 1000)"
+            "        greatest(0, %(entries)s - 1000), %(entries)s, %(entries)s"
             " RETURNING id"
         ).format(entry=_ENTRY),
         {"status": status, "entries": entries},
@@ -86,7 +85,7 @@ def _job_with_log(
     conn.execute(
         sql.SQL(
             "INSERT INTO import_job_error (job_id, n, entry) SELECT %(id)s, i, {entry}"
-            " FROM generate_series(1001, %(entries)s) AS i"
+            " FROM generate_series(1, %(entries)s) AS i"
         ).format(entry=_ENTRY),
         {"id": job_id, "entries": entries},
     )
