@@ -2,7 +2,8 @@
 
 A watched job is LISTENed to and marked watched for the next
 `REGISTRATION_TTL` (``sql/watch.sql``): only a marked job's changes notify
-(migration 0007), so a job nobody watches costs its writers nothing. The
+(the ``import_job_notify`` trigger of ``schema.sql``), so a job nobody
+watches costs its writers nothing. The
 mark is moved on every `REFRESH_SECONDS` while someone watches; one left by
 a watcher that died (or stopped) lapses by itself.
 
@@ -15,10 +16,10 @@ triggers do not fire, a lost notification).
 Every ``watch`` of a process on one database shares one `Hub`: a thread
 with one connection that LISTENs, marks and reads each followed job, and
 hands each new snapshot to every `Subscription` of the job (sync or async).
-With sixteen writers on two cores (benchmark section 7), ten watches on
-ten connections cost the writers 15-19% of their throughput, ten on one
-5-12%: the reads share one backend. A watch costs no connection of its
-own, and ten watches of one job cost one read per change.
+The reads share one backend, which costs the job's writers less than a
+backend per watch (the benchmark's writes section measures it). A watch
+costs no connection of its own, and ten watches of one job cost one read
+per change.
 
 `WatchState` decides what to read and when, without I/O; the web server's
 listener (`importjob.web._listener`) runs it on its own connection.

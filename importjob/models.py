@@ -223,7 +223,7 @@ class ImportJob:
     source_size: int | None = attrs.field(default=None, validator=_is_size)
 
     def __attrs_post_init__(self) -> None:
-        # The same rules as the table's triggers (0017), said first and better.
+        # The same rules as the table's CHECK constraints, said first and better.
         if self.status.is_terminal and self.completed_at is None:
             raise InvalidFieldError(
                 "completed_at", f"must be set when status is {self.status}", None
@@ -306,7 +306,7 @@ _new = object.__new__
 
 
 # create returns only what the database set or normalized; the values it
-# inserted are the job's, copied (each column returned cost ~2.5 us).
+# inserted are the job's, copied rather than read back.
 _CREATE_INSERTS = tuple(
     (ImportJob.__dict__[name].__get__, ImportJob.__dict__[name].__set__)
     for name in (

@@ -181,7 +181,7 @@ class ImportJobRepository(_RepositoryCore):
         process on this database shares (sync and async), opened with the
         repository connection's parameters by a thread of its own, closed
         once no watch is left. The job is marked watched while the iterator
-        runs (only watched jobs notify, migration 0007), and read at least
+        runs (only watched jobs notify), and read at least
         every 5 s besides, so no change is missed; the mark lapses within
         30 s of the last watcher leaving. A burst of changes yields one
         snapshot. Snapshots show progress: they come without the job's
@@ -424,8 +424,7 @@ class ImportJobRepository(_RepositoryCore):
     # errors translated. Written out in each of _one, _all and _count, with
     # no helper between, and the lock taken with acquire/release rather
     # than `with` (in asyncio, `async with` adds two coroutines): this is
-    # every call's path, where each such level cost ~0.3-0.5 us of the ~5 us
-    # importjob adds to a call (bench section 6).
+    # every call's path, and each level there is paid on every call.
 
     def _one(self, name: str, params: _Params, build: Callable[[Any], _T]) -> _T | None:
         self._lock.acquire()
@@ -476,7 +475,6 @@ class ImportJobRepository(_RepositoryCore):
     def _new_cursor(self) -> psycopg.Cursor[Any]:
         # Made at the first call, not in __init__: a closed connection then
         # fails as a call, translated, like every other driver error. Rows in
-        # binary: uuids, counters and times load without parsing text
-        # (list_by_status(50) ~45 us faster, alternating calls).
+        # binary: uuids, counters and times load without parsing text.
         self._cursor = self._conn.cursor(binary=True)
         return self._cursor

@@ -1,8 +1,8 @@
 -- create: insert a new pending job.
 -- Returns what the database set or normalized: errors and checkpoint as
 -- jsonb holds them, created_at (the database's clock unless given) and
--- updated_at. The caller has the rest (importjob.models.job_as_created):
--- returning every column cost create ~60 us more.
+-- updated_at. The caller has the rest (importjob.models.job_as_created),
+-- so nothing is sent back twice.
 INSERT INTO import_job (
     id, status, source_type, filename, total_rows, processed_rows,
     success_count, error_count, errors, created_at, checkpoint, source_sha256, source_size

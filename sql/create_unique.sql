@@ -2,8 +2,9 @@
 -- create(unique_source=True). The file counts as imported while a job with
 -- the same source_sha256 is pending, processing or completed. A job seen
 -- by this statement's snapshot is found by the read; one that commits
--- meanwhile is caught by the unique index of 0016 (the insert waits for it,
--- then does nothing), so of two concurrent creates exactly one inserts.
+-- meanwhile is caught by the unique index import_job_source_once (the
+-- insert waits for it, then does nothing), so of two concurrent creates
+-- exactly one inserts.
 -- Returns one row: existing_id NULL and what create.sql returns of the
 -- stored job, or the id of a job of the same file and NULLs. Returns no
 -- row when the index caught a job the snapshot could not see: the caller

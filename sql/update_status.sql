@@ -6,9 +6,8 @@
 -- once, in importjob.models. Both times come from the database's clock.
 -- One guarded UPDATE: its WHERE is re-checked on the newest row version
 -- after a concurrent change commits, so of two concurrent transitions only
--- one can succeed. A plain UPDATE ... RETURNING, not a CTE that also reads
--- the refusing status: the CTE cost every transition ~40 us, for the rare
--- one refused, which status_of.sql then reads.
+-- one can succeed. A plain UPDATE ... RETURNING: the refusing status, rare,
+-- is read by status_of.sql only when a transition was refused.
 -- Returns the updated job, or no row when no job has this id or the
 -- lifecycle refused the transition.
 UPDATE import_job

@@ -1,5 +1,5 @@
 -- watch: mark a job watched until ttl from now, so that its changes notify
--- (the trigger of migration 0007), and read it. A watcher runs it when it
+-- (the trigger import_job_notify), and read it. A watcher runs it when it
 -- starts and again before the mark lapses. It locks the row, so it waits
 -- for a writer that changed the job before the mark and returns that
 -- change; every writer after it sees the mark.

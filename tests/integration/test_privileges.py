@@ -227,7 +227,7 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
         repo.cancel(watched.id)
         assert [snapshot.status for snapshot in snapshots] == [S.CANCELLED]
 
-        # A file imported once, and a checkpoint (migrations 0015 and 0016).
+        # A file imported once, and a checkpoint.
         once = ImportJob(source_type="csv", filename="once.csv", source_sha256="e" * 64)
         assert repo.create(once, unique_source=True).source_sha256 == "e" * 64
         with pytest.raises(SourceAlreadyImportedError):

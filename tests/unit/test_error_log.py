@@ -83,7 +83,7 @@ def test_past_the_log_limit_entries_are_counted_not_logged(side: Any) -> None:
 
 
 def test_the_log_is_numbered_by_recording_order(conn: psycopg.Connection[Any]) -> None:
-    # No head (max_errors=0): every entry goes to the log.
+    # An entry past the log's limit takes its number and no row.
     repo = ImportJobRepository(conn, max_errors=0, error_log_limit=2)
     job = repo.create(ImportJob(source_type="csv", filename="p.csv"))
     repo.add_errors(job.id, [_entry(1), _entry(2), _entry(3)])
@@ -182,8 +182,7 @@ def test_add_error_records_an_entry_exactly_as_a_batch_of_one(
 
 
 def test_the_groups_of_a_job_are_bounded(side: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The repository's bound, made small (MAX_ERROR_GROUPS is read when it is made),
-    # and no head: the groups count every entry.
+    # The repository's bound, made small (MAX_ERROR_GROUPS is read when it is made).
     side = side.with_max_errors(0)
     monkeypatch.setitem(side.repo._limits, "max_groups", 3)
     job = side.create(ImportJob(source_type="csv", filename="p.csv"))
@@ -340,7 +339,7 @@ def test_a_deleted_job_takes_its_log_and_reasons(conn: psycopg.Connection[Any]) 
 
 
 def test_purge_deletes_logs_in_bounded_batches(side: Any, conn: psycopg.Connection[Any]) -> None:
-    side = side.with_max_errors(0)  # no head: every entry in the log
+    side = side.with_max_errors(0)
     kept = side.create(ImportJob(source_type="csv", filename="running.csv"))
     side.add_errors(kept.id, [_entry(1)])
     jobs = [side.create(ImportJob(source_type="csv", filename=f"{i}.csv")) for i in range(3)]
