@@ -226,7 +226,7 @@ def error_entry(value: object, field: str = "error") -> dict[str, Any]:
         raise InvalidFieldError(field, "must be a dict", value)
     _json_value(field, value, 0)
     entry = dict(value)
-    if len(json.dumps(entry, ensure_ascii=False).encode()) > MAX_ERROR_ENTRY_BYTES:
+    if _over(_ENCODE(entry), MAX_ERROR_ENTRY_BYTES):
         return truncate_entry(entry)
     return entry
 
@@ -253,7 +253,7 @@ def truncate_entry(entry: dict[str, Any]) -> dict[str, Any]:
     while length >= 16:
         cut: dict[str, Any] = _cut_strings(entry, length)
         cut["truncated"] = True
-        if len(json.dumps(cut, ensure_ascii=False).encode()) <= MAX_ERROR_ENTRY_BYTES:
+        if not _over(_ENCODE(cut), MAX_ERROR_ENTRY_BYTES):
             return cut
         length //= 2
     return {
