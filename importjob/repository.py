@@ -41,7 +41,7 @@ from importjob._repository_base import (
     _RepositoryCore,
     _values,
 )
-from importjob._watch import Watch
+from importjob._watch import Watch, WatchState
 from importjob.exceptions import (
     ImportJobNotFoundError,
     SourceAlreadyImportedError,
@@ -227,6 +227,11 @@ class ImportJobRepository(_RepositoryCore):
                 yield job
                 if job.is_finished:
                     return
+
+    def _watch_read(self, state: WatchState) -> ImportJob | None:
+        # A follower's read of its job, marking it too when due (the web
+        # server's listener): the job when it changed since the last read.
+        return state.changed(self._one(state.statement(), state.params, _values))
 
     def update_progress(
         self,

@@ -38,7 +38,7 @@ from importjob._repository_base import (
     _RepositoryCore,
     _values,
 )
-from importjob._watch import AsyncWatch
+from importjob._watch import AsyncWatch, WatchState
 from importjob.exceptions import (
     ImportJobNotFoundError,
     SourceAlreadyImportedError,
@@ -150,6 +150,11 @@ class AsyncImportJobRepository(_RepositoryCore):
                 yield job
                 if job.is_finished:
                     return
+
+    async def _watch_read(self, state: WatchState) -> ImportJob | None:
+        # A follower's read of its job, marking it too when due (the web
+        # server's listener): the job when it changed since the last read.
+        return state.changed(await self._one(state.statement(), state.params, _values))
 
     async def update_progress(
         self,

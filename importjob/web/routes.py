@@ -15,14 +15,12 @@ import hmac
 import json
 import tempfile
 import uuid
-import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from psycopg import AsyncConnection
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -40,6 +38,7 @@ from importjob.models import ErrorGroup, ErrorPage, ImportJob, ImportJobStatus
 from importjob.repository import DEFAULT_STALE_AFTER
 from importjob.repository_async import AsyncImportJobRepository
 from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
+from importjob.web._pooled import pooled_repository
 
 # What a page or a request may ask for at most.
 MAX_JOBS = 500
@@ -84,21 +83,10 @@ def _status(request: Request) -> ImportJobStatus | None:
 # Reads.
 
 
-# One repository per pooled connection, made at its first use: a connection
-# serves one request at a time, and making a repository costs a cursor and a
-# read of the connection's parameters on every request otherwise.
-_repositories: weakref.WeakKeyDictionary[AsyncConnection[Any], AsyncImportJobRepository] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@contextlib.asynccontextmanager
-async def _repository(request: Request) -> AsyncIterator[AsyncImportJobRepository]:
-    async with request.app.state.pool.connection() as conn:
-        repo = _repositories.get(conn)
-        if repo is None:
-            repo = _repositories[conn] = AsyncImportJobRepository(conn)
-        yield repo
+def _repository(
+    request: Request,
+) -> contextlib.AbstractAsyncContextManager[AsyncImportJobRepository]:
+    return pooled_repository(request.app.state.pool)
 
 
 async def _job_with_reasons(
