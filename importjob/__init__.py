@@ -10,7 +10,15 @@ The exceptions live in `importjob.exceptions`.
 """
 
 from importjob._identity import worker_id
-from importjob.models import ErrorGroup, ImportJob, ImportJobStatus, SourceType
+from importjob.models import (
+    ErrorGroup,
+    ErrorPage,
+    ImportJob,
+    ImportJobStatus,
+    LoggedError,
+    SourceType,
+    StatusMetrics,
+)
 from importjob.repository import ImportJobRepository
 from importjob.repository_async import AsyncImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
@@ -21,11 +29,14 @@ __all__ = [
     "AsyncImportJobRepository",
     "AsyncTracker",
     "ErrorGroup",
+    "ErrorPage",
     "Fingerprint",
     "ImportJob",
     "ImportJobRepository",
     "ImportJobStatus",
+    "LoggedError",
     "SourceType",
+    "StatusMetrics",
     "Tracker",
     "apply_migrations",
     "fingerprint",

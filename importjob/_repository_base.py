@@ -15,6 +15,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
@@ -31,8 +32,11 @@ from importjob.exceptions import (
 )
 from importjob.models import (
     ErrorGroup,
+    ErrorPage,
     ImportJob,
     ImportJobStatus,
+    LoggedError,
+    StatusMetrics,
     job_as_created,
     job_from_values,
 )
@@ -40,6 +44,7 @@ from importjob.models import (
 __all__ = [
     "DEFAULT_ERROR_LOG_LIMIT",
     "DEFAULT_MAX_ERRORS",
+    "DEFAULT_STALE_AFTER",
     "EXPORT_FORMATS",
     "MAX_ERROR_GROUPS",
     "Advanced",
@@ -53,6 +58,8 @@ DEFAULT_ERROR_LOG_LIMIT = 1_000_000
 # row's value cannot grow the job's groups without end.
 MAX_ERROR_GROUPS = 1000
 EXPORT_FORMATS = ("csv", "jsonl")
+# job_metrics counts a job as showing no life after this long without a heartbeat.
+DEFAULT_STALE_AFTER = timedelta(minutes=5)
 # export_errors hands the file this much at a time, not one write per entry.
 _EXPORT_CHUNK = 1 << 16
 
@@ -338,12 +345,19 @@ class _RepositoryCore:
         return {"id": _validate.job_id(job_id), "limit": _validate.positive("limit", limit)}
 
     @staticmethod
-    def _page_params(job_id: object, batch: object) -> _Params:
+    def _error_page_params(
+        job_id: object, after: object, limit: object, limit_field: str = "limit"
+    ) -> _Params:
+        # iter_errors checks its page size as "batch", error_page as "limit".
         return {
             "id": _validate.job_id(job_id),
-            "batch": _validate.positive("batch", batch),
-            "after": 0,
+            "after": _validate.count("after", after),
+            "batch": _validate.positive(limit_field, limit),
         }
+
+    @staticmethod
+    def _metrics_params(stale_after: object) -> _Params:
+        return {"stale_after": _validate.duration("stale_after", stale_after)}
 
     @staticmethod
     def _export_query(
@@ -431,16 +445,30 @@ class _RepositoryCore:
         ]
 
     @staticmethod
-    def _page_result(
-        params: _Params, rows: list[tuple[Any, ...]]
-    ) -> tuple[list[dict[str, Any]], _Params | None]:
-        """Return a page's entries, and the next page's parameters (None after the last)."""
+    def _error_page_result(params: _Params, rows: list[tuple[Any, ...]]) -> ErrorPage:
+        # error_page.sql: no row for an unknown job, one row of NULLs for an empty page.
         if not rows:
             raise ImportJobNotFoundError(params["id"])
-        entries = [entry for n, entry in rows if n is not None]
-        if len(entries) < params["batch"]:
-            return entries, None
-        return entries, {**params, "after": rows[-1][0]}
+        entries = tuple(LoggedError(n, entry) for n, entry in rows if n is not None)
+        full = len(entries) == params["batch"]
+        return ErrorPage(entries=entries, next_after=entries[-1].n if full else None)
+
+    @staticmethod
+    def _metrics_result(rows: list[tuple[Any, ...]]) -> dict[ImportJobStatus, StatusMetrics]:
+        # job_metrics.sql has a row only for a status that has jobs: the others count none.
+        found = {ImportJobStatus(row[0]): row for row in rows}
+        metrics: dict[ImportJobStatus, StatusMetrics] = {}
+        for status in ImportJobStatus:
+            _, jobs, processed, failed, oldest, stale = found.get(status, (None, 0, 0, 0, None, 0))
+            metrics[status] = StatusMetrics(
+                status=status,
+                jobs=jobs,
+                processed_rows=int(processed),
+                failed_rows=int(failed),
+                oldest_age_seconds=oldest,
+                without_heartbeat=stale,
+            )
+        return metrics
 
     @staticmethod
     def _purge_result(row: tuple[int, int] | None) -> tuple[int, bool]:

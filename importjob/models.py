@@ -22,14 +22,22 @@ import enum
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
 from importjob import _validate
 from importjob.exceptions import InvalidFieldError
 
-__all__ = ["ErrorGroup", "ImportJob", "ImportJobStatus", "SourceType"]
+__all__ = [
+    "ErrorGroup",
+    "ErrorPage",
+    "ImportJob",
+    "ImportJobStatus",
+    "LoggedError",
+    "SourceType",
+    "StatusMetrics",
+]
 
 
 class ImportJobStatus(enum.StrEnum):
@@ -271,6 +279,53 @@ class ErrorGroup:
     message: str | None
     count: int = attrs.field(validator=_is_count)
     other: bool = False
+
+
+class LoggedError(NamedTuple):
+    """One entry of a job's error log, with ``n``, its place in recording order (from 1)."""
+
+    # A tuple, not an attrs class: a page builds one per entry, and
+    # iter_errors reads every page of a log of any size through them.
+    n: int
+    entry: dict[str, Any]
+
+
+@attrs.frozen(kw_only=True)
+class ErrorPage:
+    """One keyset page of a job's error log (`ImportJobRepository.error_page`).
+
+    ``entries`` come in recording order. ``next_after`` is the ``after`` that
+    reads the next page: the ``n`` of this page's last entry when the page
+    is full (the next one may still be empty), None when the log ends here.
+    """
+
+    entries: tuple[LoggedError, ...]
+    next_after: int | None = attrs.field(
+        validator=attrs.validators.optional(attrs.validators.instance_of(int))
+    )
+
+
+_total = attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0))
+
+
+@attrs.frozen(kw_only=True)
+class StatusMetrics:
+    """What `ImportJobRepository.job_metrics` counts over the jobs of one status.
+
+    ``jobs`` in the status; the sums of their ``processed_rows`` and of
+    their ``error_count`` (``failed_rows``); the age in seconds of the
+    oldest by ``created_at`` (None when no job is in the status); and
+    ``without_heartbeat``, how many have shown no life (a heartbeat, else
+    their start) for the ``stale_after`` asked: for PROCESSING, the jobs
+    whose worker may be lost.
+    """
+
+    status: ImportJobStatus = attrs.field(converter=_to_status)
+    jobs: int = attrs.field(validator=_is_count)
+    processed_rows: int = attrs.field(validator=_total)
+    failed_rows: int = attrs.field(validator=_total)
+    oldest_age_seconds: float | None
+    without_heartbeat: int = attrs.field(validator=_is_count)
 
 
 #: The ``import_job`` columns every statement returning jobs selects, in this

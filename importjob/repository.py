@@ -28,6 +28,7 @@ from importjob._repository_base import (
     _T,
     DEFAULT_ERROR_LOG_LIMIT,
     DEFAULT_MAX_ERRORS,
+    DEFAULT_STALE_AFTER,
     EXPORT_FORMATS,
     MAX_ERROR_GROUPS,
     Advanced,
@@ -40,15 +41,17 @@ from importjob._repository_base import (
     _RepositoryCore,
     _values,
 )
-from importjob._watch import Watch
+from importjob._watch import Watch, WatchState
 from importjob.exceptions import (
     ImportJobNotFoundError,
     SourceAlreadyImportedError,
 )
 from importjob.models import (
     ErrorGroup,
+    ErrorPage,
     ImportJob,
     ImportJobStatus,
+    StatusMetrics,
     job_as_created,
     job_from_values,
 )
@@ -56,6 +59,7 @@ from importjob.models import (
 __all__ = [
     "DEFAULT_ERROR_LOG_LIMIT",
     "DEFAULT_MAX_ERRORS",
+    "DEFAULT_STALE_AFTER",
     "EXPORT_FORMATS",
     "MAX_ERROR_GROUPS",
     "ImportJobRepository",
@@ -121,6 +125,15 @@ class ImportJobRepository(_RepositoryCore):
             self._conn.close()
             self._conn, self._cursor = conn, None
 
+    def ping(self) -> None:
+        """Check that the database answers and holds the jobs' table; return None.
+
+        One statement that reads at most one row. Raises
+        `SchemaMissingError` when the migrations were not applied and
+        `ImportJobDatabaseError` when the database cannot be reached.
+        """
+        self._one("ping", {}, _values)
+
     def create(self, job: ImportJob, *, unique_source: bool = False) -> ImportJob:
         """Store a new job and return it as stored (with ``created_at``).
 
@@ -172,6 +185,20 @@ class ImportJobRepository(_RepositoryCore):
         name, params = self._recent_query(status, limit, with_errors)
         return self._all(name, params, job_from_values)
 
+    def job_metrics(
+        self, stale_after: timedelta = DEFAULT_STALE_AFTER
+    ) -> dict[ImportJobStatus, StatusMetrics]:
+        """Return what the jobs of each status count: jobs, rows, the oldest, the stalled.
+
+        Every status is a key, with zero jobs when none is in it. Each
+        `StatusMetrics` counts the status's jobs, sums their processed and
+        failed rows, gives the age of the oldest, and counts those that show
+        no life (no heartbeat, else no start) for ``stale_after``. One
+        statement that scans the table.
+        """
+        params = self._metrics_params(stale_after)
+        return self._metrics_result(self._all("job_metrics", params, _values))
+
     def watch(
         self, job_id: UUID | str, timeout: float | None = None
     ) -> Generator[ImportJob, None, None]:
@@ -199,6 +226,11 @@ class ImportJobRepository(_RepositoryCore):
                 yield job
                 if job.is_finished:
                     return
+
+    def _watch_read(self, state: WatchState) -> ImportJob | None:
+        # A follower's read of its job, marking it too when due (the web
+        # server's listener): the job when it changed since the last read.
+        return state.changed(self._one(state.statement(), state.params, _values))
 
     def update_progress(
         self,
@@ -378,21 +410,36 @@ class ImportJobRepository(_RepositoryCore):
         params = self._summary_params(job_id, limit)
         return self._summary_result(params, self._all("error_summary", params, _values))
 
+    def error_page(self, job_id: UUID | str, *, after: int = 0, limit: int = 100) -> ErrorPage:
+        """Return one page of the job's error log: up to ``limit`` entries numbered past ``after``.
+
+        Entries are numbered from 1 in recording order, so ``after=0`` reads
+        from the first and the page's ``next_after`` reads the next page
+        (None once the log ends). One statement, through the log's key: any
+        page of a log of any size costs the same. Raises
+        `ImportJobNotFoundError` when no job has this id.
+        """
+        params = self._error_page_params(job_id, after, limit)
+        return self._error_page_result(params, self._all("error_page", params, _values))
+
     def iter_errors(self, job_id: UUID | str, *, batch: int = 1000) -> Iterator[dict[str, Any]]:
         """Yield every entry of the job's error log, in recording order.
 
-        Reads ``batch`` entries at a time, one statement per page through
-        the log's key, so memory stays constant for any log size. Arguments are
-        checked now; `ImportJobNotFoundError` (no job has this id) is raised
-        when iterating.
+        Reads ``batch`` entries at a time, one `error_page` each, so memory
+        stays constant for any log size. Arguments are checked now;
+        `ImportJobNotFoundError` (no job has this id) is raised when
+        iterating.
         """
-        return self._pages(self._page_params(job_id, batch))
+        params = self._error_page_params(job_id, 0, batch, "batch")
+        return self._pages(params["id"], params["batch"])
 
-    def _pages(self, params: _Params | None) -> Iterator[dict[str, Any]]:
-        while params is not None:
-            entries, params = self._page_result(params, self._all("error_page", params, _values))
-            for entry in entries:  # noqa: UP028 - as the async twin, where yield from cannot be
+    def _pages(self, job_id: UUID, batch: int) -> Iterator[dict[str, Any]]:
+        after: int | None = 0
+        while after is not None:
+            page = self.error_page(job_id, after=after, limit=batch)
+            for _, entry in page.entries:
                 yield entry
+            after = page.next_after
 
     def export_errors(
         self,

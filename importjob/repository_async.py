@@ -27,6 +27,7 @@ from importjob._repository_base import (
     _T,
     DEFAULT_ERROR_LOG_LIMIT,
     DEFAULT_MAX_ERRORS,
+    DEFAULT_STALE_AFTER,
     Advanced,
     ErrorEntry,
     _advance_query,
@@ -37,15 +38,17 @@ from importjob._repository_base import (
     _RepositoryCore,
     _values,
 )
-from importjob._watch import AsyncWatch
+from importjob._watch import AsyncWatch, WatchState
 from importjob.exceptions import (
     ImportJobNotFoundError,
     SourceAlreadyImportedError,
 )
 from importjob.models import (
     ErrorGroup,
+    ErrorPage,
     ImportJob,
     ImportJobStatus,
+    StatusMetrics,
     job_as_created,
     job_from_values,
 )
@@ -90,6 +93,10 @@ class AsyncImportJobRepository(_RepositoryCore):
             await self._conn.close()
             self._conn, self._cursor = conn, None
 
+    async def ping(self) -> None:
+        """Check that the database answers; see `ImportJobRepository.ping`."""
+        await self._one("ping", {}, _values)
+
     async def create(self, job: ImportJob, *, unique_source: bool = False) -> ImportJob:
         """Store a new job and return it as stored. See `ImportJobRepository.create`."""
         name, params = self._create_query(job, unique_source)
@@ -125,6 +132,13 @@ class AsyncImportJobRepository(_RepositoryCore):
         name, params = self._recent_query(status, limit, with_errors)
         return await self._all(name, params, job_from_values)
 
+    async def job_metrics(
+        self, stale_after: timedelta = DEFAULT_STALE_AFTER
+    ) -> dict[ImportJobStatus, StatusMetrics]:
+        """Return what the jobs of each status count; see `ImportJobRepository.job_metrics`."""
+        params = self._metrics_params(stale_after)
+        return self._metrics_result(await self._all("job_metrics", params, _values))
+
     async def watch(
         self, job_id: UUID | str, timeout: float | None = None
     ) -> AsyncGenerator[ImportJob, None]:
@@ -136,6 +150,11 @@ class AsyncImportJobRepository(_RepositoryCore):
                 yield job
                 if job.is_finished:
                     return
+
+    async def _watch_read(self, state: WatchState) -> ImportJob | None:
+        # A follower's read of its job, marking it too when due (the web
+        # server's listener): the job when it changed since the last read.
+        return state.changed(await self._one(state.statement(), state.params, _values))
 
     async def update_progress(
         self,
@@ -241,19 +260,27 @@ class AsyncImportJobRepository(_RepositoryCore):
         params = self._summary_params(job_id, limit)
         return self._summary_result(params, await self._all("error_summary", params, _values))
 
+    async def error_page(
+        self, job_id: UUID | str, *, after: int = 0, limit: int = 100
+    ) -> ErrorPage:
+        """Return one page of the job's error log; see `ImportJobRepository.error_page`."""
+        params = self._error_page_params(job_id, after, limit)
+        return self._error_page_result(params, await self._all("error_page", params, _values))
+
     def iter_errors(
         self, job_id: UUID | str, *, batch: int = 1000
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield every entry of the job's error log; see `ImportJobRepository.iter_errors`."""
-        return self._pages(self._page_params(job_id, batch))
+        params = self._error_page_params(job_id, 0, batch, "batch")
+        return self._pages(params["id"], params["batch"])
 
-    async def _pages(self, params: _Params | None) -> AsyncIterator[dict[str, Any]]:
-        while params is not None:
-            entries, params = self._page_result(
-                params, await self._all("error_page", params, _values)
-            )
-            for entry in entries:
+    async def _pages(self, job_id: UUID, batch: int) -> AsyncIterator[dict[str, Any]]:
+        after: int | None = 0
+        while after is not None:
+            page = await self.error_page(job_id, after=after, limit=batch)
+            for _, entry in page.entries:
                 yield entry
+            after = page.next_after
 
     async def export_errors(
         self,

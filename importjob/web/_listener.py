@@ -2,12 +2,13 @@
 
 Every subscriber (an SSE stream, the job list's stream) asks the
 `Listener` for jobs; the listener LISTENs once per job on its one
-connection, marks the job watched and reads it through the pool with the
-statements and timing of `repo.watch` (`importjob._watch.WatchState`: mark
-on the first read and every `REFRESH_SECONDS`, read at least every
-`FALLBACK_SECONDS` without a notification), and hands each snapshot to every
-subscriber of the job. So 500 browsers on one job cost one LISTEN and one
-read per change, not 500.
+connection, marks the job watched and reads it through a pooled
+connection's repository with the statements and timing of `repo.watch`
+(`importjob._watch.WatchState`: mark on the first read and every
+`REFRESH_SECONDS`, read at least every `FALLBACK_SECONDS` without a
+notification), and hands each snapshot to every subscriber of the job.
+So 500 browsers on one job cost one LISTEN and one read per change, not
+500.
 
 A snapshot carries the job's top reasons for failure too, read in the
 same pool checkout when its error count has changed: at most once every
@@ -32,13 +33,12 @@ import attrs
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from importjob._errors import translate_errors
 from importjob._job_json import job_json
-from importjob._queries import query
 from importjob._watch import Followed, channel_statement
 from importjob.exceptions import DataImportError, ImportJobNotFoundError
 from importjob.models import ErrorGroup, ImportJob
 from importjob.repository_async import AsyncImportJobRepository
+from importjob.web._pooled import pooled_repository
 
 _log = logging.getLogger("importjob.web")
 
@@ -274,14 +274,11 @@ class Listener:
                 channel.again = False
                 self.reads += 1
                 try:
-                    async with self._pool.connection() as conn:
-                        with translate_errors(state.params):
-                            cursor = await conn.execute(query(state.statement()), state.params)
-                            row = await cursor.fetchone()
-                        job = state.changed(row)
+                    async with pooled_repository(self._pool) as repo:
+                        job = await repo._watch_read(state)
                         if job is not None and channel.reasons_due(job):
                             self.reads += 1
-                            await self._read_reasons(conn, channel, job)
+                            await self._read_reasons(repo, channel, job)
                 except ImportJobNotFoundError as exc:  # no such job, or deleted
                     self._deliver(channel, exc)
                     return
@@ -301,9 +298,8 @@ class Listener:
 
     @staticmethod
     async def _read_reasons(
-        conn: psycopg.AsyncConnection[Any], channel: _Channel, job: ImportJob
+        repo: AsyncImportJobRepository, channel: _Channel, job: ImportJob
     ) -> None:
-        repo = AsyncImportJobRepository(conn)
         channel.reasons = tuple(await repo.error_summary(job.id, limit=SHOWN_REASONS))
         channel.reasons_count, channel.reasons_at = job.error_count, time.monotonic()
 

@@ -1,8 +1,10 @@
 """The pages and the JSON API of `importjob serve`.
 
-Every request value goes through a check that names the field (400), every
-statement is a file of ``sql/`` run with parameters, and a job's JSON is
-`importjob._job_json.job_json`, the shape of ``importjob show --json``.
+Every request value goes through a check that names the field (400): the
+repository's own, which every call makes, and the caps of what one request
+may ask here. Every statement runs through `AsyncImportJobRepository`, and a
+job's JSON is `importjob._job_json.job_json`, the shape of ``importjob show
+--json``.
 """
 
 from __future__ import annotations
@@ -13,32 +15,30 @@ import hmac
 import json
 import tempfile
 import uuid
-import weakref
-from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from psycopg import AsyncConnection
 from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from importjob import _validate
-from importjob._errors import translate_errors
 from importjob._job_json import job_json
-from importjob._queries import query
 from importjob.exceptions import (
     DataImportError,
     ImportJobDatabaseError,
     ImportJobNotFoundError,
     InvalidFieldError,
 )
-from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
+from importjob.models import ErrorGroup, ErrorPage, ImportJob, ImportJobStatus
+from importjob.repository import DEFAULT_STALE_AFTER
 from importjob.repository_async import AsyncImportJobRepository
 from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
+from importjob.web._pooled import pooled_repository
 
 # What a page or a request may ask for at most.
 MAX_JOBS = 500
@@ -46,8 +46,6 @@ MAX_ERRORS_PAGE = 1000
 MAX_STREAMED_JOBS = 200
 # The job page's errors per page (its reasons: SHOWN_REASONS, as its snapshots carry).
 ERRORS_PER_PAGE = 50
-# A job with no sign of life for this long counts as stalled in /metrics.
-STALE_AFTER = timedelta(minutes=5)
 # How long a new stream waits for its job's first snapshot before saying 503.
 FIRST_SNAPSHOT_SECONDS = 10.0
 # Streams send a comment this often, so proxies keep them open.
@@ -62,15 +60,18 @@ def _job_id(request: Request) -> uuid.UUID:
     return _validate.job_id(request.path_params["id"], "id")
 
 
-def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+def _int(request: Request, name: str, default: int, most: int | None = None) -> int:
+    # The number the text spells, at most ``most``: what one request may ask.
+    # Whether the repository takes it (a limit of at least 1, an offset of
+    # at most 2**63-1) is the repository's check, made by the call.
     text = request.query_params.get(name)
     if text is None or text == "":
         return default
     if not text.isascii() or not text.isdigit():
         raise InvalidFieldError(name, "must be a whole number", text)
     value = int(text)
-    if not low <= value <= high:
-        raise InvalidFieldError(name, f"must be from {low} to {high}", text)
+    if most is not None and value > most:
+        raise InvalidFieldError(name, f"must be at most {most}", text)
     return value
 
 
@@ -82,28 +83,10 @@ def _status(request: Request) -> ImportJobStatus | None:
 # Reads.
 
 
-# One repository per pooled connection, made at its first use: a connection
-# serves one request at a time, and making a repository costs a cursor and a
-# read of the connection's parameters on every request otherwise.
-_repositories: weakref.WeakKeyDictionary[AsyncConnection[Any], AsyncImportJobRepository] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-@contextlib.asynccontextmanager
-async def _repository(request: Request) -> AsyncIterator[AsyncImportJobRepository]:
-    async with request.app.state.pool.connection() as conn:
-        repo = _repositories.get(conn)
-        if repo is None:
-            repo = _repositories[conn] = AsyncImportJobRepository(conn)
-        yield repo
-
-
-async def _rows(conn: AsyncConnection[Any], name: str, params: Mapping[str, Any]) -> list[Any]:
-    # The statements the repository has no method for, through the same translation.
-    with translate_errors(params):
-        cursor = await conn.execute(query(name), params)
-        return await cursor.fetchall()
+def _repository(
+    request: Request,
+) -> contextlib.AbstractAsyncContextManager[AsyncImportJobRepository]:
+    return pooled_repository(request.app.state.pool)
 
 
 async def _job_with_reasons(
@@ -125,15 +108,9 @@ async def _job_with_reasons(
     return found, top
 
 
-async def _error_page(request: Request, job_id: uuid.UUID, after: int, limit: int) -> Any:
-    params = {"id": job_id, "after": after, "batch": limit}
-    async with request.app.state.pool.connection() as conn:
-        rows = await _rows(conn, "error_page", params)
-    if not rows:
-        raise ImportJobNotFoundError(job_id)
-    entries = [{"n": n, "entry": entry} for n, entry in rows if n is not None]
-    more = len(entries) == limit
-    return entries, (entries[-1]["n"] if more else None)
+async def _error_page(request: Request, job_id: uuid.UUID, after: int, limit: int) -> ErrorPage:
+    async with _repository(request) as repo:
+        return await repo.error_page(job_id, after=after, limit=limit)
 
 
 def _listed(job: ImportJob, now: datetime) -> dict[str, Any]:
@@ -148,7 +125,7 @@ def _listed(job: ImportJob, now: datetime) -> dict[str, Any]:
 
 async def api_jobs(request: Request) -> Response:
     """GET /api/jobs?status=&limit=: the newest jobs, as `importjob list --json`."""
-    status, limit = _status(request), _int(request, "limit", 50, 1, MAX_JOBS)
+    status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
     async with _repository(request) as repo:
         jobs = await repo.list_recent(status, limit)
     now = datetime.now(UTC)
@@ -164,10 +141,11 @@ async def api_job(request: Request) -> Response:
 async def api_errors(request: Request) -> Response:
     """GET /api/jobs/{id}/errors?after=&limit=: a page of the error log, in recording order."""
     job_id = _job_id(request)
-    after = _int(request, "after", 0, 0, _validate.MAX_COUNT)
-    limit = _int(request, "limit", 100, 1, MAX_ERRORS_PAGE)
-    entries, next_after = await _error_page(request, job_id, after, limit)
-    return JSONResponse({"errors": entries, "next_after": next_after})
+    after = _int(request, "after", 0)
+    limit = _int(request, "limit", 100, MAX_ERRORS_PAGE)
+    page = await _error_page(request, job_id, after, limit)
+    entries = [{"n": n, "entry": entry} for n, entry in page.entries]
+    return JSONResponse({"errors": entries, "next_after": page.next_after})
 
 
 async def errors_csv(request: Request) -> Response:
@@ -278,15 +256,15 @@ async def api_cancel(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     """GET /healthz: 200 when the database answers, with the listener's state."""
-    async with request.app.state.pool.connection() as conn:
-        await _rows(conn, "ping", {})
+    async with _repository(request) as repo:
+        await repo.ping()
     return JSONResponse({"status": "ok", "listening": request.app.state.listener.connected})
 
 
 async def metrics(request: Request) -> Response:
     """GET /metrics: jobs by status, rows, the oldest pending job, stalled jobs."""
-    async with request.app.state.pool.connection() as conn:
-        rows = await _rows(conn, "job_metrics", {"stale_after": STALE_AFTER})
+    async with _repository(request) as repo:
+        counted = await repo.job_metrics(DEFAULT_STALE_AFTER)
     registry = CollectorRegistry()
     by_status = {
         "jobs": Gauge("importjob_jobs", "Import jobs, by status.", ["status"], registry=registry),
@@ -310,23 +288,18 @@ async def metrics(request: Request) -> Response:
     )
     stalled = Gauge(
         "importjob_processing_without_heartbeat",
-        f"PROCESSING jobs with no heartbeat for {int(STALE_AFTER.total_seconds())} s.",
+        f"PROCESSING jobs with no heartbeat for {int(DEFAULT_STALE_AFTER.total_seconds())} s.",
         registry=registry,
     )
     followed = Gauge(
         "importjob_serve_followed_jobs", "Jobs this server streams live now.", registry=registry
     )
-    for status in ImportJobStatus:
-        for gauge in by_status.values():
-            gauge.labels(status.value).set(0)
-    for status, jobs, processed, failed, oldest_age, without_heartbeat in rows:
-        by_status["jobs"].labels(status).set(jobs)
-        by_status["processed"].labels(status).set(processed)
-        by_status["failed"].labels(status).set(failed)
-        if status == ImportJobStatus.PENDING:
-            oldest.set(oldest_age)
-        if status == ImportJobStatus.PROCESSING:
-            stalled.set(without_heartbeat)
+    for status, jobs in counted.items():  # every status, with zeros when it has no jobs
+        by_status["jobs"].labels(status.value).set(jobs.jobs)
+        by_status["processed"].labels(status.value).set(jobs.processed_rows)
+        by_status["failed"].labels(status.value).set(jobs.failed_rows)
+    oldest.set(counted[ImportJobStatus.PENDING].oldest_age_seconds or 0.0)
+    stalled.set(counted[ImportJobStatus.PROCESSING].without_heartbeat)
     reads = Gauge(
         "importjob_serve_snapshot_reads",
         "Reads this server made for its live streams since it started (one per change per job).",
@@ -353,7 +326,7 @@ def _page(request: Request, name: str, **context: Any) -> Response:
 
 async def jobs_page(request: Request) -> Response:
     """GET /: the newest jobs, live."""
-    status, limit = _status(request), _int(request, "limit", 50, 1, MAX_JOBS)
+    status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
     async with _repository(request) as repo:
         jobs = await repo.list_recent(status, limit)
     now = datetime.now(UTC)
@@ -370,16 +343,16 @@ async def jobs_page(request: Request) -> Response:
 async def job_page(request: Request) -> Response:
     """GET /jobs/{id}: one job, live, with its reasons and a page of its errors."""
     job_id = _job_id(request)
-    after = _int(request, "after", 0, 0, _validate.MAX_COUNT)
+    after = _int(request, "after", 0)
     job, reasons = await _job_with_reasons(request, job_id)
-    entries, next_after = await _error_page(request, job_id, after, ERRORS_PER_PAGE)
+    page = await _error_page(request, job_id, after, ERRORS_PER_PAGE)
     return _page(
         request,
         "job.html",
         job=job_json(job, datetime.now(UTC), reasons),
-        entries=entries,
+        entries=page.entries,
         after=after,
-        next_after=next_after,
+        next_after=page.next_after,
     )
 
 

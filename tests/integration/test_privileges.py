@@ -214,6 +214,10 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
             "ParseError",
         ]
         assert len(list(repo.iter_errors(job.id, batch=2))) == 3
+        page = repo.error_page(job.id, after=1, limit=1)
+        assert ([n for n, _ in page.entries], page.next_after) == ([2], 2)
+        repo.ping()
+        assert repo.job_metrics()[S.COMPLETED].jobs == 1
         out = io.BytesIO()
         assert repo.export_errors(job.id, out, format="jsonl") == 3
         dropped = repo.create(ImportJob(source_type="text", filename="dropped.txt"))
@@ -255,6 +259,10 @@ async def _async_operations(url: str) -> list[ImportJob]:
         [noted] = await repo.error_summary(job.id)
         assert (noted.message, noted.count) == ("noted", 1)
         assert [entry async for entry in repo.iter_errors(job.id)] == [{"message": "noted"}]
+        page = await repo.error_page(job.id)
+        assert ([n for n, _ in page.entries], page.next_after) == ([1], None)
+        await repo.ping()
+        assert (await repo.job_metrics())[S.COMPLETED].jobs == 1
         out = io.BytesIO()
         assert await repo.export_errors(job.id, out) == 1
 

@@ -13,7 +13,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from importjob import ErrorGroup, ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import (
+    ErrorGroup,
+    ErrorPage,
+    ImportJob,
+    ImportJobRepository,
+    ImportJobStatus,
+    LoggedError,
+)
 from importjob._queries import query
 from importjob._validate import TRUNCATED_MARK
 from importjob.exceptions import ImportJobNotFoundError, ImportValidationError, InvalidFieldError
@@ -256,6 +263,65 @@ def test_an_empty_log_and_an_unknown_job(side: Any) -> None:
         side.errors_of(unknown)
     with pytest.raises(ImportJobNotFoundError):
         side.error_summary(unknown)
+
+
+def test_error_page_reads_the_log_a_keyset_page_at_a_time(side: Any) -> None:
+    # Two entries repeated in the errors column: the pages read the log alone.
+    small = side.with_max_errors(2)
+    job = small.create(ImportJob(source_type="csv", filename="p.csv"))
+    entries = [_entry(row) for row in range(1, 6)]
+    small.add_errors(job.id, entries)
+    numbered = tuple(LoggedError(n, entry) for n, entry in enumerate(entries, start=1))
+    assert small.error_page(job.id, limit=2) == ErrorPage(entries=numbered[:2], next_after=2)
+    # A page past the column's entries, then the last, full: the next one is empty.
+    assert small.error_page(job.id, after=1, limit=2) == ErrorPage(
+        entries=numbered[1:3], next_after=3
+    )
+    assert small.error_page(job.id, after=3, limit=2) == ErrorPage(
+        entries=numbered[3:], next_after=5
+    )
+    assert small.error_page(job.id, after=5, limit=2) == ErrorPage(entries=(), next_after=None)
+    assert small.error_page(job.id, after=2) == ErrorPage(entries=numbered[2:], next_after=None)
+    assert small.error_page(job.id, after=99) == ErrorPage(entries=(), next_after=None)
+    # iter_errors reads the same pages.
+    assert small.errors_of(job.id, batch=2) == entries
+
+
+def test_error_page_of_an_empty_log_and_of_an_unknown_job(side: Any) -> None:
+    job = side.create(ImportJob(source_type="csv", filename="p.csv"))
+    assert side.error_page(job.id) == ErrorPage(entries=(), next_after=None)
+    unknown = uuid.uuid4()
+    with pytest.raises(ImportJobNotFoundError) as caught:
+        side.error_page(unknown, after=3, limit=1)
+    assert caught.value.job_id == unknown
+
+
+def test_error_page_refuses_bad_arguments_naming_them(side: Any) -> None:
+    job = side.create(ImportJob(source_type="csv", filename="p.csv"))
+    for after in (-1, True, 1.5, "3", None, 2**63):
+        with pytest.raises(InvalidFieldError) as caught:
+            side.error_page(job.id, after=after)
+        assert caught.value.field == "after"
+    for limit in (0, -5, False, None, "1", 2.0):
+        with pytest.raises(InvalidFieldError) as caught:
+            side.error_page(job.id, limit=limit)
+        assert caught.value.field == "limit"
+    with pytest.raises(InvalidFieldError) as caught:
+        side.error_page("not-a-uuid")
+    assert caught.value.field == "job_id"
+
+
+def test_error_page_checks_before_it_sends(conn: psycopg.Connection[Any], db_url: str) -> None:
+    # Over a closed connection a call that reached the database would fail as a database error.
+    closed = psycopg.connect(db_url)
+    closed.close()
+    repo = ImportJobRepository(closed)
+    with pytest.raises(InvalidFieldError) as caught:
+        repo.error_page(uuid.uuid4(), limit=0)
+    assert caught.value.field == "limit"
+    with pytest.raises(InvalidFieldError) as caught:
+        repo.iter_errors(uuid.uuid4(), batch=0)
+    assert caught.value.field == "batch"
 
 
 def test_bad_arguments_are_refused_naming_them_and_nothing_written(

@@ -14,13 +14,20 @@ import attrs
 import psycopg
 import pytest
 
-from importjob import AsyncImportJobRepository, ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import (
+    AsyncImportJobRepository,
+    ImportJob,
+    ImportJobRepository,
+    ImportJobStatus,
+    StatusMetrics,
+)
 from importjob.exceptions import (
     ImportJobExistsError,
     ImportJobNotFoundError,
     InvalidFieldError,
     InvalidStatusTransitionError,
     ParseError,
+    SchemaMissingError,
 )
 
 S = ImportJobStatus
@@ -454,3 +461,66 @@ def test_hostile_text_is_stored_verbatim(repo: ImportJobRepository) -> None:
 
 def test_connection_is_exposed(repo: ImportJobRepository, conn: Any) -> None:
     assert repo.connection is conn
+
+
+def test_ping_answers_on_a_migrated_database_and_says_when_it_is_not(
+    side: Any, empty_db_url: str
+) -> None:
+    assert side.ping() is None
+    with (
+        psycopg.connect(empty_db_url, autocommit=True) as empty,
+        pytest.raises(SchemaMissingError, match="import_job"),
+    ):
+        ImportJobRepository(empty).ping()
+
+
+def test_job_metrics_count_every_status(side: Any, conn: psycopg.Connection[Any]) -> None:
+    empty = side.job_metrics()
+    assert list(empty) == list(ImportJobStatus)
+    assert empty[S.FAILED] == StatusMetrics(
+        status=S.FAILED,
+        jobs=0,
+        processed_rows=0,
+        failed_rows=0,
+        oldest_age_seconds=None,
+        without_heartbeat=0,
+    )
+    pending = [side.create(ImportJob(source_type="csv", filename=f"{n}.csv")) for n in range(2)]
+    running = side.create(ImportJob(source_type="csv", filename="running.csv"))
+    side.start(running.id, "w")
+    side.advance(running.id, 10, 8, 2)
+    done = side.create(ImportJob(source_type="csv", filename="done.csv"))
+    side.start(done.id, "w")
+    side.advance(done.id, 5, 5, 0)
+    side.update_status(done.id, S.COMPLETED)
+    # The oldest pending job is a day old.
+    conn.execute(
+        "UPDATE import_job SET created_at = now() - interval '1 day' WHERE id = %s",
+        [pending[0].id],
+    )
+    metrics = side.job_metrics()
+    assert {status: m.jobs for status, m in metrics.items()} == {
+        S.PENDING: 2,
+        S.PROCESSING: 1,
+        S.COMPLETED: 1,
+        S.FAILED: 0,
+        S.CANCELLED: 0,
+    }
+    assert (metrics[S.PROCESSING].processed_rows, metrics[S.PROCESSING].failed_rows) == (10, 2)
+    assert (metrics[S.COMPLETED].processed_rows, metrics[S.COMPLETED].failed_rows) == (5, 0)
+    age = metrics[S.PENDING].oldest_age_seconds
+    assert age is not None
+    assert 86_400 <= age < 86_400 + 60
+    assert metrics[S.PROCESSING].without_heartbeat == 0
+    # With no grace at all, every job that ever started shows no life since.
+    stalled = side.job_metrics(timedelta(0))
+    assert stalled[S.PROCESSING].without_heartbeat == 1
+    assert stalled[S.COMPLETED].without_heartbeat == 1
+    assert stalled[S.PENDING].without_heartbeat == 0
+
+
+def test_job_metrics_refuse_a_bad_stale_after(side: Any) -> None:
+    for stale_after in (timedelta(seconds=-1), 300, None, "5 minutes"):
+        with pytest.raises(InvalidFieldError) as caught:
+            side.job_metrics(stale_after)
+        assert caught.value.field == "stale_after"

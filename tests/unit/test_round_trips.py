@@ -64,6 +64,9 @@ CALLS: dict[str, Call] = {
     "error_summary": lambda repo, job: repo.error_summary(job.id),
     # One page (the job's log is shorter than a batch): one statement.
     "iter_errors": lambda repo, job: list(repo.iter_errors(job.id)),
+    "error_page": lambda repo, job: repo.error_page(job.id, after=1, limit=10),
+    "ping": lambda repo, job: repo.ping(),
+    "job_metrics": lambda repo, job: repo.job_metrics(),
 }
 
 
