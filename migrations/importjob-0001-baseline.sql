@@ -16,6 +16,10 @@ BEGIN
 END
 $$;
 
+-- A fresh database waits on no lock, but every migration bounds its waits.
+SET LOCAL lock_timeout = '2s';
+SET LOCAL statement_timeout = '60s';
+
 -- gen_random_uuid() is core from PostgreSQL 13 on.
 
 CREATE TABLE import_job (
