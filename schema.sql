@@ -4,7 +4,8 @@
 -- database from this file and one from migrations/ and holds their catalogs
 -- equal, so a migration that changes the schema changes this file with it.
 --
--- Three tables. import_job holds one row per import: its lifecycle status,
+-- Three tables. import_job holds one row per import: its owner and the
+-- application's fields, its lifecycle status,
 -- its counters, the seed's `errors` array, its times, its worker and where
 -- it got to. import_job_error holds every error entry a job records, one
 -- row each, numbered in recording order. import_job_error_group counts a
@@ -60,6 +61,16 @@ CREATE TABLE import_job (
     source_sha256   text,
     source_size     bigint,
     unique_source   boolean     NOT NULL DEFAULT false,
+    -- Who the import belongs to (a tenant, a user), or NULL: lists filter
+    -- by it, and a file is imported once per owner.
+    owner           text,
+    -- The application's own fields: a JSON object (lists filter by containment).
+    metadata        jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- Rows deliberately not imported (a duplicate), apart from the failed.
+    skipped_count   bigint      NOT NULL DEFAULT 0,
+    -- Rows per outcome label of the application's ("created", "duplicate"),
+    -- imported and skipped alike (import_job_outcomes_add).
+    outcomes        jsonb       NOT NULL DEFAULT '{}'::jsonb,
     CONSTRAINT import_job_pkey PRIMARY KEY (id),
     CONSTRAINT import_job_status_check
         CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
@@ -77,7 +88,12 @@ CREATE TABLE import_job (
     CONSTRAINT import_job_started_at_check
         CHECK (status <> 'processing' OR started_at IS NOT NULL),
     CONSTRAINT import_job_source_sha256_check CHECK (source_sha256 ~ '^[0-9a-f]{64}$'),
-    CONSTRAINT import_job_source_size_check CHECK (source_size >= 0)
+    CONSTRAINT import_job_source_size_check CHECK (source_size >= 0),
+    CONSTRAINT import_job_owner_check
+        CHECK (char_length(owner) BETWEEN 1 AND 200 AND owner !~ '[[:cntrl:]]'),
+    CONSTRAINT import_job_metadata_check CHECK (jsonb_typeof(metadata) = 'object'),
+    CONSTRAINT import_job_skipped_count_check CHECK (skipped_count >= 0),
+    CONSTRAINT import_job_outcomes_check CHECK (jsonb_typeof(outcomes) = 'object')
 )
 -- Room on each page for a flush's new row version: no flush writes an
 -- indexed column, so every flush is a HOT update that writes no index.
@@ -95,10 +111,18 @@ CREATE INDEX ix_import_job_completed_at ON import_job (completed_at)
 -- Jobs by the file they read.
 CREATE INDEX ix_import_job_source_sha256 ON import_job (source_sha256)
     WHERE source_sha256 IS NOT NULL;
--- create(unique_source=True): one live or completed import of a file. A
--- failed or cancelled one leaves the index, so the file can be tried again.
-CREATE UNIQUE INDEX import_job_source_once ON import_job (source_sha256)
+-- create(unique_source=True): one live or completed import of a file per
+-- owner (jobs without an owner are one owner of their own). A failed or
+-- cancelled one leaves the index, so the file can be tried again.
+CREATE UNIQUE INDEX import_job_source_once_per_owner
+    ON import_job (owner, source_sha256) NULLS NOT DISTINCT
     WHERE unique_source AND status IN ('pending', 'processing', 'completed');
+-- list_recent(owner=...), newest first.
+CREATE INDEX ix_import_job_owner ON import_job (owner, created_at, id);
+-- list_by_status(owner=...) and list_recent(owner=..., status=...).
+CREATE INDEX ix_import_job_owner_status ON import_job (owner, status, created_at, id);
+-- list_recent(metadata=...): containment (@>) of the application's fields.
+CREATE INDEX ix_import_job_metadata ON import_job USING gin (metadata jsonb_path_ops);
 
 -- Every error entry a job records, numbered from 1 in recording order: its
 -- own table, so a job's row never rewrites a value that grows.
@@ -138,6 +162,35 @@ RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN errors_dropped > 0 THEN 0
                 ELSE greatest(0, max_errors - jsonb_array_length(errors)) END
+$$;
+
+-- A job's rows per outcome label plus a batch's: labels the job has add
+-- up; a new label takes a place while the job has fewer than max_labels
+-- labels of its own (in the order jsonb gives the batch's keys), and the
+-- rows of any further one count under "other", so labels that embed a
+-- row's value cannot grow the row without end. PL/pgSQL, so that its few
+-- statements are planned once a session, not at every flush.
+CREATE FUNCTION import_job_outcomes_add(outcomes jsonb, added jsonb, max_labels integer)
+RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    own integer := (SELECT count(*) FROM jsonb_object_keys(outcomes) AS k WHERE k <> 'other');
+    label text;
+    rows bigint;
+BEGIN
+    FOR label, rows IN SELECT key, value::bigint FROM jsonb_each_text(added) LOOP
+        IF NOT outcomes ? label AND label <> 'other' THEN
+            IF own < max_labels THEN
+                own := own + 1;
+            ELSE
+                label := 'other';
+            END IF;
+        END IF;
+        outcomes := jsonb_set(outcomes, ARRAY[label],
+                              to_jsonb(coalesce((outcomes ->> label)::bigint, 0) + rows));
+    END LOOP;
+    RETURN outcomes;
+END
 $$;
 
 -- A reason's key: its three texts, each length-prefixed so that no two

@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_STALE_AFTER",
     "EXPORT_FORMATS",
     "MAX_ERROR_GROUPS",
+    "MAX_OUTCOME_LABELS",
     "Advanced",
     "ErrorEntry",
 ]
@@ -57,6 +58,9 @@ DEFAULT_ERROR_LOG_LIMIT = 1_000_000
 # further group count under one "other" group, so a message that embeds the
 # row's value cannot grow the job's groups without end.
 MAX_ERROR_GROUPS = 1000
+# Distinct outcome labels a job counts; the rows of any further label count
+# under "other", so labels that embed a row's value cannot grow the row.
+MAX_OUTCOME_LABELS = 32
 EXPORT_FORMATS = ("csv", "jsonl")
 # job_metrics counts a job as showing no life after this long without a heartbeat.
 DEFAULT_STALE_AFTER = timedelta(minutes=5)
@@ -229,6 +233,10 @@ class _RepositoryCore:
             "checkpoint": _validate.checkpoint(job.checkpoint),
             "source_sha256": job.source_sha256,
             "source_size": job.source_size,
+            "owner": job.owner,
+            "metadata": _validate.encode_json(job.metadata),
+            "skipped_count": job.skipped_count,
+            "outcomes": _validate.encode_json(job.outcomes),
         }
 
     def _create_query(self, job: object, unique_source: object) -> tuple[str, _Params]:
@@ -283,6 +291,8 @@ class _RepositoryCore:
         worker_id: object = None,
         batch_id: object = None,
         checkpoint: object = _KEEP,
+        skipped: object = 0,
+        outcomes: object = None,
     ) -> _Params:
         batch_key, batch_number = _validate.batch_id(batch_id)
         keep = checkpoint is _KEEP
@@ -293,6 +303,9 @@ class _RepositoryCore:
             "processed": _validate.count("processed", processed),
             "success": _validate.count("success", success),
             "errors": _validate.count("errors", errors),
+            "skipped": _validate.count("skipped", skipped),
+            "outcomes": "{}" if outcomes is None else _validate.outcomes(outcomes),
+            "max_labels": MAX_OUTCOME_LABELS,
             "entries": _validate.dump_entries(entries, entries_field),
             "entries_dropped": _validate.count("entries_dropped", entries_dropped),
             **self._limits,
@@ -311,11 +324,19 @@ class _RepositoryCore:
         }
 
     @staticmethod
-    def _list_params(status: object, limit: object) -> _Params:
-        return {
+    def _list_query(status: object, limit: object, owner: object) -> tuple[str, _Params]:
+        params: _Params = {
             "status": ImportJobStatus.parse(status).value,
             "limit": _validate.positive("limit", limit),
         }
+        if owner is None:
+            return "list_by_status", params
+        params["owner"] = _validate.owner(owner)
+        return "list_by_status_of_owner", params
+
+    @staticmethod
+    def _metadata_params(job_id: object, metadata: object) -> _Params:
+        return {"id": _validate.job_id(job_id), "metadata": _validate.metadata(metadata)}
 
     @staticmethod
     def _worker_params(worker_id: object) -> _Params:
@@ -376,14 +397,22 @@ class _RepositoryCore:
         return name, params, _ExportSink(out)
 
     @staticmethod
-    def _recent_query(status: object, limit: object, with_errors: object) -> tuple[str, _Params]:
+    def _recent_params(
+        status: object, limit: object, with_errors: object, owner: object, metadata: object
+    ) -> _Params:
+        # list_recent.sql runs unprepared: each call's plan is made for the
+        # filters it has (a NULL filter folds away), so each uses its index.
         if not isinstance(with_errors, bool):
             raise InvalidFieldError("with_errors", "must be True or False", with_errors)
-        params: _Params = {"limit": _validate.positive("limit", limit), "with_errors": with_errors}
-        if status is None:
-            return "list_recent", params
-        params["status"] = ImportJobStatus.parse(status).value
-        return "list_recent_by_status", params
+        contains = None if metadata is None else _validate.metadata(metadata)
+        return {
+            "status": None if status is None else ImportJobStatus.parse(status).value,
+            "owner": _validate.owner(owner),
+            # {} is contained in every job's metadata: no filter.
+            "metadata": None if contains == "{}" else contains,
+            "limit": _validate.positive("limit", limit),
+            "with_errors": with_errors,
+        }
 
     # Results.
 
@@ -459,12 +488,15 @@ class _RepositoryCore:
         found = {ImportJobStatus(row[0]): row for row in rows}
         metrics: dict[ImportJobStatus, StatusMetrics] = {}
         for status in ImportJobStatus:
-            _, jobs, processed, failed, oldest, stale = found.get(status, (None, 0, 0, 0, None, 0))
+            _, jobs, processed, failed, skipped, oldest, stale = found.get(
+                status, (None, 0, 0, 0, 0, None, 0)
+            )
             metrics[status] = StatusMetrics(
                 status=status,
                 jobs=jobs,
                 processed_rows=int(processed),
                 failed_rows=int(failed),
+                skipped_rows=int(skipped),
                 oldest_age_seconds=oldest,
                 without_heartbeat=stale,
             )

@@ -30,6 +30,10 @@ TRUNCATED_MARK = "…[truncated]"
 MAX_ERROR_ENTRY_DEPTH = 32
 # A checkpoint is a position (a row number, an offset, a page token), not data.
 MAX_CHECKPOINT_BYTES = 8192
+MAX_OWNER_LENGTH = 200
+# A job's metadata: the application's few fields, not its data.
+MAX_METADATA_BYTES = 8192
+MAX_LABEL_LENGTH = 64
 # json.dumps builds an encoder per call when given options: one, made once.
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
@@ -204,6 +208,57 @@ def checkpoint(value: object, field: str = "checkpoint") -> str | None:
             field, f"must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON", _cut(text, 100)
         )
     return JsonText(text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def owner(value: object, field: str = "owner") -> str | None:
+    """Return ``value`` if it is None or an owner: 1 to 200 characters, no control character."""
+    if value is None:
+        return None
+    name = text(field, value)
+    if not 0 < len(name) <= MAX_OWNER_LENGTH:
+        raise InvalidFieldError(field, f"must be 1 to {MAX_OWNER_LENGTH} characters", value)
+    if _CONTROL.search(name):
+        raise InvalidFieldError(field, "must not contain control characters", value)
+    return name
+
+
+def metadata(value: object, field: str = "metadata") -> str:
+    """Return a job's metadata as JSON text for a jsonb parameter.
+
+    A dict of string keys and JSON values, at most `MAX_METADATA_BYTES` of JSON.
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidFieldError(field, "must be a dict", value)
+    _json_value(field, value, 0)
+    text = _ENCODE(dict(value))
+    if _over(text, MAX_METADATA_BYTES):
+        raise InvalidFieldError(
+            field, f"must be at most {MAX_METADATA_BYTES} bytes of JSON", _cut(text, 100)
+        )
+    return text
+
+
+def label(value: object, field: str = "outcome") -> str:
+    """Return ``value`` if it is an outcome label: 1 to 64 characters."""
+    name = text(field, value)
+    if not 0 < len(name) <= MAX_LABEL_LENGTH:
+        raise InvalidFieldError(field, f"must be 1 to {MAX_LABEL_LENGTH} characters", value)
+    return name
+
+
+def outcomes(value: object, field: str = "outcomes") -> str:
+    """Return rows per outcome label, ``{label: rows}``, as JSON text for a jsonb parameter."""
+    if not isinstance(value, Mapping):
+        raise InvalidFieldError(field, "must be a dict of label to rows", value)
+    if not value:
+        return "{}"  # most flushes carry none: skip the encoder
+    for key, rows in value.items():
+        label(key, field)
+        count(field, rows)
+    return _ENCODE(dict(value))
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 __all__ = [
@@ -53,8 +53,12 @@ def _json_ready(value: object) -> object:
 class DataImportError(Exception):
     """Base class of every error of the import system.
 
-    Named so as not to shadow Python's builtin `ImportError`.
+    Named so as not to shadow Python's builtin `ImportError`. ``label`` is
+    the outcome label a tracker counts a row skipped for this error under
+    (``t.skipped(exc)``): the class's own, else its name.
     """
+
+    label: ClassVar[str | None] = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -134,7 +138,12 @@ class ImportValidationError(DataImportError):
 
 
 class DuplicateDetectedError(DataImportError):
-    """A row duplicates a question-answer pair that already exists."""
+    """A row duplicates a question-answer pair that already exists.
+
+    A row skipped for it (``t.skipped(exc)``) counts under ``"duplicate"``.
+    """
+
+    label = "duplicate"
 
     def __init__(self, row: int, existing_id: UUID, similarity: float) -> None:
         Exception.__init__(self, row, existing_id, similarity)

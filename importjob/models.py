@@ -22,7 +22,7 @@ import enum
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import attrs
 
@@ -156,6 +156,21 @@ def _to_sha256(value: object) -> str | None:
     return None if value is None else _validate.sha256(value)
 
 
+def _to_owner(value: object) -> str | None:
+    return _validate.owner(value)
+
+
+def _to_metadata(value: object) -> dict[str, Any]:
+    _validate.metadata(value)
+    return dict(cast(Mapping[str, Any], value))  # a Mapping: checked above
+
+
+def _is_outcomes(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, dict):
+        raise InvalidFieldError(attribute.name, "must be a dict of label to rows", value)
+    _validate.outcomes(value, attribute.name)
+
+
 def _is_size(_: object, attribute: attrs.Attribute[int | None], value: object) -> None:
     if value is not None:
         _validate.count(attribute.name, value)
@@ -207,6 +222,17 @@ class ImportJob:
     with the counts of the rows before it; a resumed import starts there.
     ``source_sha256`` and ``source_size`` fingerprint the file read (see
     `importjob.fingerprint`), for ``create(job, unique_source=True)``.
+    ``owner`` is who the import belongs to (a tenant, a user id: 1 to 200
+    characters without control characters), or None; set at create, never
+    changed by progress. Lists filter by it, and a file is imported once
+    per owner. ``metadata`` holds the application's own fields (a JSON
+    object of at most 8 KiB), replaced by ``update_metadata``.
+    ``skipped_count`` counts rows deliberately not imported (a duplicate),
+    which are no failure: a tracked import keeps ``processed_rows ==
+    success_count + error_count + skipped_count``. ``outcomes`` counts rows
+    per label of the application's (``"created"``, ``"duplicate"``),
+    imported and skipped alike: at most 32 labels, the rows of any further
+    label counted under ``"other"``.
     """
 
     id: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_id)
@@ -229,6 +255,10 @@ class ImportJob:
     checkpoint: Any = attrs.field(default=None, validator=_is_checkpoint)
     source_sha256: str | None = attrs.field(default=None, converter=_to_sha256)
     source_size: int | None = attrs.field(default=None, validator=_is_size)
+    owner: str | None = attrs.field(default=None, converter=_to_owner)
+    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_to_metadata)
+    skipped_count: int = attrs.field(default=0, validator=_is_count)
+    outcomes: dict[str, int] = attrs.field(factory=dict, validator=_is_outcomes)
 
     def __attrs_post_init__(self) -> None:
         # The same rules as the table's CHECK constraints, said first and better.
@@ -313,7 +343,8 @@ class StatusMetrics:
     """What `ImportJobRepository.job_metrics` counts over the jobs of one status.
 
     ``jobs`` in the status; the sums of their ``processed_rows`` and of
-    their ``error_count`` (``failed_rows``); the age in seconds of the
+    their ``error_count`` (``failed_rows``) and of their ``skipped_count``
+    (``skipped_rows``); the age in seconds of the
     oldest by ``created_at`` (None when no job is in the status); and
     ``without_heartbeat``, how many have shown no life (a heartbeat, else
     their start) for the ``stale_after`` asked: for PROCESSING, the jobs
@@ -324,6 +355,7 @@ class StatusMetrics:
     jobs: int = attrs.field(validator=_is_count)
     processed_rows: int = attrs.field(validator=_total)
     failed_rows: int = attrs.field(validator=_total)
+    skipped_rows: int = attrs.field(validator=_total)
     oldest_age_seconds: float | None
     without_heartbeat: int = attrs.field(validator=_is_count)
 
@@ -356,6 +388,10 @@ COLUMNS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ImportJob)
     _set_checkpoint,
     _set_source_sha256,
     _set_source_size,
+    _set_owner,
+    _set_metadata,
+    _set_skipped_count,
+    _set_outcomes,
 ) = (ImportJob.__dict__[name].__set__ for name in COLUMNS)
 _new = object.__new__
 
@@ -375,6 +411,8 @@ _CREATE_INSERTS = tuple(
         "error_count",
         "source_sha256",
         "source_size",
+        "owner",
+        "skipped_count",
     )
 )
 
@@ -392,8 +430,10 @@ def job_as_created(job: ImportJob, stored: Sequence[Any]) -> ImportJob:
         set_(created, get(job))
     _set_errors(created, stored[0])
     _set_checkpoint(created, stored[1])
-    _set_created_at(created, stored[2])
-    _set_updated_at(created, stored[3])
+    _set_metadata(created, stored[2])
+    _set_outcomes(created, stored[3])
+    _set_created_at(created, stored[4])
+    _set_updated_at(created, stored[5])
     _set_started_at(created, None)
     _set_completed_at(created, None)
     _set_heartbeat_at(created, None)
@@ -430,4 +470,8 @@ def job_from_values(values: Sequence[Any]) -> ImportJob:
     _set_checkpoint(job, values[17])
     _set_source_sha256(job, values[18])
     _set_source_size(job, values[19])
+    _set_owner(job, values[20])
+    _set_metadata(job, values[21])
+    _set_skipped_count(job, values[22])
+    _set_outcomes(job, values[23])
     return job

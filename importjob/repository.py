@@ -13,6 +13,7 @@ from collections.abc import (
     Callable,
     Generator,
     Iterator,
+    Mapping,
     Sequence,
 )
 from datetime import timedelta
@@ -31,6 +32,7 @@ from importjob._repository_base import (
     DEFAULT_STALE_AFTER,
     EXPORT_FORMATS,
     MAX_ERROR_GROUPS,
+    MAX_OUTCOME_LABELS,
     Advanced,
     ErrorEntry,
     _advance_query,
@@ -62,6 +64,7 @@ __all__ = [
     "DEFAULT_STALE_AFTER",
     "EXPORT_FORMATS",
     "MAX_ERROR_GROUPS",
+    "MAX_OUTCOME_LABELS",
     "ImportJobRepository",
 ]
 
@@ -141,10 +144,12 @@ class ImportJobRepository(_RepositoryCore):
         `ImportJobExistsError` when a job with its id exists already.
 
         With ``unique_source=True`` the job's file is imported once: raises
-        `SourceAlreadyImportedError` (storing nothing) when a job with the
-        same ``source_sha256`` is pending, processing or completed. The
-        database enforces it: of two concurrent creates of one file, exactly
-        one succeeds. A failed or cancelled import does not count.
+        `SourceAlreadyImportedError` (storing nothing) when a job of the
+        same ``owner`` (jobs without one are one owner of their own) with
+        the same ``source_sha256`` is pending, processing or completed: two
+        owners may each import the same file. The database enforces it: of
+        two concurrent creates of one file by one owner, exactly one
+        succeeds. A failed or cancelled import does not count.
         """
         name, params = self._create_query(job, unique_source)
         if name == "create":
@@ -164,9 +169,12 @@ class ImportJobRepository(_RepositoryCore):
         """Return the job with this id, or None when there is none."""
         return self._one("get_by_id", self._id_params(job_id), job_from_values)
 
-    def list_by_status(self, status: ImportJobStatus | str, limit: int = 100) -> list[ImportJob]:
-        """Return at most ``limit`` jobs in ``status``, oldest first."""
-        return self._all("list_by_status", self._list_params(status, limit), job_from_values)
+    def list_by_status(
+        self, status: ImportJobStatus | str, limit: int = 100, *, owner: str | None = None
+    ) -> list[ImportJob]:
+        """Return at most ``limit`` jobs in ``status``, oldest first, of ``owner`` when given."""
+        name, params = self._list_query(status, limit, owner)
+        return self._all(name, params, job_from_values)
 
     def list_recent(
         self,
@@ -174,16 +182,35 @@ class ImportJobRepository(_RepositoryCore):
         limit: int = 50,
         *,
         with_errors: bool = False,
+        owner: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[ImportJob]:
-        """Return at most ``limit`` jobs, newest first, in ``status`` when given.
+        """Return at most ``limit`` jobs, newest first, filtered by what is given.
+
+        ``status``: in that status; ``owner``: of that owner; ``metadata``:
+        whose metadata contains those keys and values (JSON containment:
+        ``{"dataset": "faq"}`` matches ``{"dataset": "faq", "upload": 7}``).
+        Each filter is served by an index.
 
         A list shows progress: the jobs come without their error entries
         (``errors`` empty; ``error_count``, ``errors_dropped`` and
         ``errors_logged`` tell how many there are), which are not even read,
         unless ``with_errors=True``. `get_by_id` reads one job whole.
         """
-        name, params = self._recent_query(status, limit, with_errors)
-        return self._all(name, params, job_from_values)
+        params = self._recent_params(status, limit, with_errors, owner, metadata)
+        return self._all("list_recent", params, job_from_values, prepare=False)
+
+    def update_metadata(self, job_id: UUID | str, metadata: Mapping[str, Any]) -> ImportJob:
+        """Replace the job's metadata with ``metadata`` and return the job.
+
+        Any status: the metadata is the application's. Raises
+        `ImportJobNotFoundError` when no job has this id.
+        """
+        params = self._metadata_params(job_id, metadata)
+        job = self._one("update_metadata", params, job_from_values)
+        if job is None:
+            raise ImportJobNotFoundError(params["id"])
+        return job
 
     def job_metrics(
         self, stale_after: timedelta = DEFAULT_STALE_AFTER
@@ -262,6 +289,8 @@ class ImportJobRepository(_RepositoryCore):
         worker_id: str | None = None,
         batch_id: tuple[str, int] | None = None,
         checkpoint: Any = _KEEP,
+        skipped: int = 0,
+        outcomes: Mapping[str, int] | None = None,
     ) -> ImportJobStatus:
         """Add to the job's counters, append error ``entries``, and return its status.
 
@@ -283,6 +312,13 @@ class ImportJobRepository(_RepositoryCore):
         counts (None clears it): where the worker got to, any JSON value of
         at most 8 KiB, with the rows before it counted. Left out, the job
         keeps its checkpoint.
+
+        ``skipped`` counts rows deliberately not imported (a duplicate; no
+        failure), part of ``processed``. ``outcomes`` adds rows per label of
+        the application's (``{"created": 40, "updated": 2}``), imported and
+        skipped alike: a label is 1 to 64 characters; a job counts at most
+        `MAX_OUTCOME_LABELS` of them, the rows of any further label under
+        ``"other"``.
         """
         params = self._advance_params(
             job_id,
@@ -294,6 +330,8 @@ class ImportJobRepository(_RepositoryCore):
             worker_id=worker_id,
             batch_id=batch_id,
             checkpoint=checkpoint,
+            skipped=skipped,
+            outcomes=outcomes,
         )
         row = self._one(_advance_query(params), params, _values)
         return self._advance_result(params, row).status
@@ -484,10 +522,14 @@ class ImportJobRepository(_RepositoryCore):
             self._lock.release()
         return None if row is None else build(row)
 
-    def _all(self, name: str, params: _Params, build: Callable[[Any], _T]) -> list[_T]:
+    def _all(
+        self, name: str, params: _Params, build: Callable[[Any], _T], *, prepare: bool | None = None
+    ) -> list[_T]:
         self._lock.acquire()
         try:
-            cursor = (self._cursor or self._new_cursor()).execute(self._sql[name], params)
+            cursor = (self._cursor or self._new_cursor()).execute(
+                self._sql[name], params, prepare=prepare
+            )
             rows = cursor.fetchall()
         except psycopg.Error as exc:
             raise translate(exc, params) from exc

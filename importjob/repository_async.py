@@ -12,6 +12,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
     Callable,
+    Mapping,
     Sequence,
 )
 from datetime import timedelta
@@ -116,10 +117,11 @@ class AsyncImportJobRepository(_RepositoryCore):
         return await self._one("get_by_id", self._id_params(job_id), job_from_values)
 
     async def list_by_status(
-        self, status: ImportJobStatus | str, limit: int = 100
+        self, status: ImportJobStatus | str, limit: int = 100, *, owner: str | None = None
     ) -> list[ImportJob]:
         """Return the oldest jobs in ``status``; see `ImportJobRepository.list_by_status`."""
-        return await self._all("list_by_status", self._list_params(status, limit), job_from_values)
+        name, params = self._list_query(status, limit, owner)
+        return await self._all(name, params, job_from_values)
 
     async def list_recent(
         self,
@@ -127,10 +129,20 @@ class AsyncImportJobRepository(_RepositoryCore):
         limit: int = 50,
         *,
         with_errors: bool = False,
+        owner: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> list[ImportJob]:
         """Return the newest jobs; see `ImportJobRepository.list_recent`."""
-        name, params = self._recent_query(status, limit, with_errors)
-        return await self._all(name, params, job_from_values)
+        params = self._recent_params(status, limit, with_errors, owner, metadata)
+        return await self._all("list_recent", params, job_from_values, prepare=False)
+
+    async def update_metadata(self, job_id: UUID | str, metadata: Mapping[str, Any]) -> ImportJob:
+        """Replace the job's metadata; see `ImportJobRepository.update_metadata`."""
+        params = self._metadata_params(job_id, metadata)
+        job = await self._one("update_metadata", params, job_from_values)
+        if job is None:
+            raise ImportJobNotFoundError(params["id"])
+        return job
 
     async def job_metrics(
         self, stale_after: timedelta = DEFAULT_STALE_AFTER
@@ -181,6 +193,8 @@ class AsyncImportJobRepository(_RepositoryCore):
         worker_id: str | None = None,
         batch_id: tuple[str, int] | None = None,
         checkpoint: Any = _KEEP,
+        skipped: int = 0,
+        outcomes: Mapping[str, int] | None = None,
     ) -> ImportJobStatus:
         """Add to the job's counters; see `ImportJobRepository.advance`."""
         params = self._advance_params(
@@ -193,6 +207,8 @@ class AsyncImportJobRepository(_RepositoryCore):
             worker_id=worker_id,
             batch_id=batch_id,
             checkpoint=checkpoint,
+            skipped=skipped,
+            outcomes=outcomes,
         )
         row = await self._one(_advance_query(params), params, _values)
         return self._advance_result(params, row).status
@@ -308,10 +324,14 @@ class AsyncImportJobRepository(_RepositoryCore):
             self._lock.release()
         return None if row is None else build(row)
 
-    async def _all(self, name: str, params: _Params, build: Callable[[Any], _T]) -> list[_T]:
+    async def _all(
+        self, name: str, params: _Params, build: Callable[[Any], _T], *, prepare: bool | None = None
+    ) -> list[_T]:
         await self._lock.acquire()
         try:
-            cursor = await (self._cursor or self._new_cursor()).execute(self._sql[name], params)
+            cursor = await (self._cursor or self._new_cursor()).execute(
+                self._sql[name], params, prepare=prepare
+            )
             rows = await cursor.fetchall()
         except psycopg.Error as exc:
             raise translate(exc, params) from exc

@@ -135,15 +135,18 @@ class _TrackerState(Generic[_Repo]):
         self._rows = 0
         self._success = 0
         self._errors = 0
+        self._skipped = 0
+        self._outcomes: dict[str, int] = {}
         self._entries: list[dict[str, Any]] = []
         self._entries_dropped = 0
         # Flush when this many rows are counted and not yet in a batch.
         self._flush_rows = self._every_rows
         # Checkpoints: once there is one, a batch takes the rows counted up
-        # to the latest (the mark: rows, success, errors, entries, dropped);
-        # those after it wait. A checkpoint not yet in a batch is _checkpoint.
+        # to the latest (the mark: rows, success, errors, skipped, entries,
+        # dropped, outcomes); those after it wait. A checkpoint not yet in a
+        # batch is _checkpoint.
         self._holding = False
-        self._mark: tuple[int, int, int, int, int] | None = None
+        self._mark: tuple[int, int, int, int, int, int, dict[str, int]] | None = None
         self._checkpoint: str | None = None
         # The last batches: everything counted goes (the import ends); and
         # failing (an exception, or past the budget): no budget is checked.
@@ -159,6 +162,9 @@ class _TrackerState(Generic[_Repo]):
         self._flushed_rows = 0
         self._flushed_success = 0
         self._flushed_errors = 0
+        self._flushed_skipped = 0
+        # Outcome labels checked already: a loop names the same few again.
+        self._labels: set[str] = set()
         self._last_flush = time.monotonic()
         self._deadline = self._last_flush + self._every_seconds
 
@@ -180,6 +186,11 @@ class _TrackerState(Generic[_Repo]):
         return self._flushed_errors + self._errors + self._sent("errors")
 
     @property
+    def skipped_count(self) -> int:
+        """Return the rows counted as skipped so far."""
+        return self._flushed_skipped + self._skipped + self._sent("skipped")
+
+    @property
     def unflushed(self) -> int:
         """Return the rows counted and not yet acknowledged by the job."""
         return self._rows + self._sent("processed")
@@ -187,12 +198,32 @@ class _TrackerState(Generic[_Repo]):
     def _sent(self, counter: str) -> int:
         return 0 if self._pending is None else int(self._pending[counter])
 
-    def _count_ok(self, n: int) -> bool:
+    def _count_ok(self, n: int, outcome: str | None) -> bool:
         # The hot path: a few integer additions and a clock read.
         if type(n) is not int or not 0 <= n <= _validate.MAX_COUNT:
             _validate.count("n", n)
+        if outcome is not None:
+            self._count_outcome(outcome, n)
         self._success += n
         self._rows += n
+        return self._rows >= self._flush_rows or time.monotonic() >= self._deadline
+
+    def _count_outcome(self, outcome: str, n: int, field: str = "outcome") -> None:
+        if outcome not in self._labels:
+            self._labels.add(_validate.label(outcome, field))
+        self._outcomes[outcome] = self._outcomes.get(outcome, 0) + n
+
+    def _count_skipped(self, reason: object) -> bool:
+        if isinstance(reason, str):
+            self._count_outcome(reason, 1, "reason")
+        elif isinstance(reason, BaseException):
+            label = getattr(reason, "label", None) or type(reason).__name__
+            self._count_outcome(label[: _validate.MAX_LABEL_LENGTH], 1, "reason")
+            self._keep({**_exception_entry(reason), "skipped": True})
+        else:
+            raise InvalidFieldError("reason", "must be a label or an exception", reason)
+        self._skipped += 1
+        self._rows += 1
         return self._rows >= self._flush_rows or time.monotonic() >= self._deadline
 
     def _count_failed(self, error: ErrorEntry) -> bool:
@@ -219,8 +250,10 @@ class _TrackerState(Generic[_Repo]):
             self._rows,
             self._success,
             self._errors,
+            self._skipped,
             len(self._entries),
             self._entries_dropped,
+            dict(self._outcomes),
         )
 
     def _keep(self, entry: dict[str, Any]) -> None:
@@ -240,14 +273,31 @@ class _TrackerState(Generic[_Repo]):
             yield self._pending
         self._batch_number += 1
         if self._final or not self._holding:
-            rows, success, errors = self._rows, self._success, self._errors
+            rows, success, errors, skipped = self._rows, self._success, self._errors, self._skipped
             kept, dropped = len(self._entries), self._entries_dropped
+            outcomes, self._outcomes = self._outcomes, {}
         else:
-            rows, success, errors, kept, dropped = self._mark or (0, 0, 0, 0, 0)
+            rows, success, errors, skipped, kept, dropped, outcomes = self._mark or (
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+                {},
+            )
+            for label, n in outcomes.items():
+                left = self._outcomes[label] - n
+                if left:
+                    self._outcomes[label] = left
+                else:
+                    del self._outcomes[label]
         batch: dict[str, Any] = {
             "processed": rows,
             "success": success,
             "errors": errors,
+            "skipped": skipped,
+            "outcomes": outcomes,
             "entries": self._entries[:kept],
             "entries_dropped": dropped,
             "worker_id": self.worker_id,
@@ -259,6 +309,7 @@ class _TrackerState(Generic[_Repo]):
         self._rows -= rows
         self._success -= success
         self._errors -= errors
+        self._skipped -= skipped
         self._entries_dropped -= dropped
         self._entries = self._entries[kept:]
         self._mark = None
@@ -270,6 +321,7 @@ class _TrackerState(Generic[_Repo]):
         self._flushed_rows += batch["processed"]
         self._flushed_success += batch["success"]
         self._flushed_errors += batch["errors"]
+        self._flushed_skipped += batch["skipped"]
         self._pending = None
 
     def _flushed(self, job: Advanced) -> ErrorBudgetExceededError | None:
@@ -316,10 +368,13 @@ class _TrackerState(Generic[_Repo]):
         # The exception that ended the import: an entry, not a failed row.
         # From now on the job is failing: its budget no longer matters.
         self._failing = True
-        if isinstance(exc, DataImportError):
-            self._keep(_entry(exc))
-        else:
-            self._keep({"type": type(exc).__name__, "message": str(exc)[:1000]})
+        self._keep(_exception_entry(exc))
+
+
+def _exception_entry(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, DataImportError):
+        return _entry(exc)
+    return {"type": type(exc).__name__, "message": str(exc)[:1000]}
 
 
 def _entry(error: object) -> dict[str, Any]:
@@ -355,13 +410,29 @@ class Tracker(_TrackerState[ImportJobRepository]):
     _beater: threading.Thread | None = None
     _stop: threading.Event
 
-    def ok(self, n: int = 1) -> None:
+    def ok(self, n: int = 1, outcome: str | None = None) -> None:
         """Count ``n`` rows imported; flush when due.
 
-        Raises `ImportJobCancelledError` (or `ImportJobStoppedError`) when a
-        flush finds the job ended by someone else.
+        ``outcome`` optionally says how, with a label of the application's
+        (``"created"``, ``"updated"``; 1 to 64 characters), counted in the
+        job's ``outcomes``. Raises `ImportJobCancelledError` (or
+        `ImportJobStoppedError`) when a flush finds the job ended by
+        someone else.
         """
-        if self._count_ok(n):
+        if self._count_ok(n, outcome):
+            self.flush()
+
+    def skipped(self, reason: str | BaseException) -> None:
+        """Count one row deliberately not imported (no failure); flush when due.
+
+        ``reason`` is a label (``"duplicate"``) or an exception, whose
+        ``label`` (`DuplicateDetectedError`: ``"duplicate"``), else its
+        type's name, is the label; the row counts in ``skipped_count`` and
+        under its label in ``outcomes``. An exception is kept as an entry
+        of the job's error log, as a failure's is, marked ``"skipped":
+        true``, so a person can see which rows were duplicates of what.
+        """
+        if self._count_skipped(reason):
             self.flush()
 
     def failed(self, error: ErrorEntry) -> None:
@@ -468,9 +539,14 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
 
     _beater: asyncio.Task[None] | None = None
 
-    async def ok(self, n: int = 1) -> None:
+    async def ok(self, n: int = 1, outcome: str | None = None) -> None:
         """Count ``n`` rows imported; flush when due. See `Tracker.ok`."""
-        if self._count_ok(n):
+        if self._count_ok(n, outcome):
+            await self.flush()
+
+    async def skipped(self, reason: str | BaseException) -> None:
+        """Count one row deliberately not imported. See `Tracker.skipped`."""
+        if self._count_skipped(reason):
             await self.flush()
 
     async def failed(self, error: ErrorEntry) -> None:

@@ -9,6 +9,8 @@
 -- reply was lost changes nothing. The check runs on the locked, newest row.
 -- A batch may carry a checkpoint (set_checkpoint; NULL clears it): stored in
 -- this UPDATE, with the counts of the rows before it, so the two agree.
+-- Skipped rows add to skipped_count; rows per outcome label add to the
+-- job's outcomes (import_job_outcomes_add: past max_labels, "other").
 -- Returns the job's status, processed_rows and error_count (after the
 -- change, or as they are when the batch was applied already: a tracker's
 -- error budget reads them), or no row when no job has this id.
@@ -17,6 +19,10 @@ WITH applied AS (
        SET processed_rows = processed_rows + %(processed)s::bigint,
            success_count = success_count + %(success)s::bigint,
            error_count = error_count + %(errors)s::bigint,
+           skipped_count = skipped_count + %(skipped)s::bigint,
+           outcomes = CASE WHEN %(outcomes)s::jsonb = '{}'::jsonb THEN outcomes
+                           ELSE import_job_outcomes_add(outcomes, %(outcomes)s::jsonb,
+                                                        %(max_labels)s::integer) END,
            heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
                                THEN now() ELSE heartbeat_at END,
            worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'

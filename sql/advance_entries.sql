@@ -17,7 +17,8 @@
 -- runs on the locked, newest row; the log and the groups are written from
 -- what the update returns, so they follow it exactly.
 -- A batch may carry a checkpoint (set_checkpoint; NULL clears it), stored
--- in the same UPDATE as the counts it covers.
+-- in the same UPDATE as the counts it covers. Skipped rows and rows per
+-- outcome label add up as in advance.sql.
 -- Nothing here grows with the log or the groups: the batch's reasons are
 -- looked up by key (import_job_error_reasons), and error_groups counts the
 -- places handed out, under the row's lock.
@@ -29,6 +30,10 @@ WITH applied AS (
        SET processed_rows = processed_rows + %(processed)s::bigint,
            success_count = success_count + %(success)s::bigint,
            error_count = error_count + %(errors)s::bigint,
+           skipped_count = skipped_count + %(skipped)s::bigint,
+           outcomes = CASE WHEN %(outcomes)s::jsonb = '{}'::jsonb THEN outcomes
+                           ELSE import_job_outcomes_add(outcomes, %(outcomes)s::jsonb,
+                                                        %(max_labels)s::integer) END,
            (errors, errors_recorded, errors_logged, errors_dropped, error_groups) = (
                SELECT CASE
                           WHEN fit = 0 THEN errors

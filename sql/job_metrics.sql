@@ -1,6 +1,6 @@
 -- job_metrics: what ImportJobRepository.job_metrics (and so the web
 -- server's /metrics) reports, per status: how many jobs, the sums of their
--- processed and failed rows, the age in seconds of the oldest (by
+-- processed, failed and skipped rows, the age in seconds of the oldest (by
 -- created_at), and how many have shown no life (heartbeat, else start) for
 -- stale_after. A scan of the table: a scrape every few seconds is cheap
 -- next to the writes, and no index serves sums.
@@ -10,6 +10,7 @@ SELECT status,
        count(*) AS jobs,
        coalesce(sum(processed_rows), 0) AS processed_rows,
        coalesce(sum(error_count), 0) AS failed_rows,
+       coalesce(sum(skipped_count), 0) AS skipped_rows,
        extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_seconds,
        count(*) FILTER (
            WHERE coalesce(heartbeat_at, started_at) < now() - %(stale_after)s::interval

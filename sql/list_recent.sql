@@ -1,5 +1,10 @@
--- list_recent: the newest jobs, whatever their status, newest first.
--- Served backwards by ix_import_job_created_at (created_at, id). The
+-- list_recent: the newest jobs, newest first: of one status, of one owner,
+-- and whose metadata contains the given fields (jsonb @>), each filter
+-- when given (NULL: none). Run unprepared, so that each call is planned
+-- for its filters, the NULL ones folded away: served backwards by
+-- ix_import_job_created_at, or ix_import_job_status with a status,
+-- ix_import_job_owner with an owner, ix_import_job_owner_status with both;
+-- metadata through ix_import_job_metadata (GIN) when few jobs hold it. The
 -- errors array only with with_errors: otherwise an empty one, and the
 -- stored value (up to max_errors entries, usually TOASTed) is not read.
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
@@ -7,7 +12,11 @@ SELECT id, status, source_type, filename, total_rows, processed_rows, success_co
        CASE WHEN %(with_errors)s::boolean THEN errors ELSE '[]'::jsonb END AS errors,
        started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
-       checkpoint, source_sha256, source_size
+       checkpoint, source_sha256, source_size,
+       owner, metadata, skipped_count, outcomes
   FROM import_job
+ WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+   AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)
+   AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
  ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s::bigint;

@@ -56,6 +56,7 @@ WITH stale AS (
               job.started_at, job.completed_at, job.created_at, job.updated_at,
               job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
               job.checkpoint, job.source_sha256, job.source_size,
+              job.owner, job.metadata, job.skipped_count, job.outcomes,
               job.errors_recorded, job.error_groups, reason.entry, reason.message, reason.key,
               reason.known
 ), logged AS (
@@ -75,5 +76,6 @@ WITH stale AS (
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, errors, started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
-       checkpoint, source_sha256, source_size
+       checkpoint, source_sha256, source_size,
+       owner, metadata, skipped_count, outcomes
   FROM rescued;

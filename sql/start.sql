@@ -24,7 +24,8 @@ WITH current_job AS (
           job.processed_rows, job.success_count, job.error_count, job.errors,
           job.started_at, job.completed_at, job.created_at, job.updated_at,
           job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
-          job.checkpoint, job.source_sha256, job.source_size
+          job.checkpoint, job.source_sha256, job.source_size,
+          job.owner, job.metadata, job.skipped_count, job.outcomes
 )
 SELECT current_job.status AS previous_status, changed.*
   FROM current_job

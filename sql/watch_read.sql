@@ -4,6 +4,7 @@
 SELECT id, status, source_type, filename, total_rows, processed_rows, success_count,
        error_count, '[]'::jsonb AS errors, started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
-       checkpoint, source_sha256, source_size
+       checkpoint, source_sha256, source_size,
+       owner, metadata, skipped_count, outcomes
   FROM import_job
  WHERE id = %(id)s::uuid;

@@ -101,6 +101,31 @@ def test_a_tracked_import_is_exact_when_a_flush_reply_is_lost(
     assert [entry["row"] for entry in done.errors] == list(range(10, 1001, 10))
 
 
+def test_skipped_rows_and_outcomes_count_once_when_a_flush_reply_is_lost(
+    conn: Any, lossy: Any, repo: Any
+) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="lossy.csv"))
+    with track(repo, job.id, **EVERY_100, retry_delay=0.01) as t:
+        for row in range(1, 1001):
+            if row == 350:
+                lossy.lose_next_reply()
+            if row % 10 == 0:
+                t.failed(ImportValidationError(row, "answer", "must not be empty"))
+            elif row % 10 == 1:
+                t.skipped("duplicate")
+            else:
+                t.ok(outcome="created" if row % 2 else "updated")
+    assert len(lossy.lost) == 1
+    done = _stored(conn, job)
+    assert (done.processed_rows, done.success_count, done.error_count, done.skipped_count) == (
+        1000,
+        800,
+        100,
+        100,
+    )
+    assert done.outcomes == {"created": 400, "updated": 400, "duplicate": 100}
+
+
 def test_an_async_tracked_import_is_exact_when_a_flush_reply_is_lost(conn: Any, lossy: Any) -> None:
     job = ImportJobRepository(conn).create(ImportJob(source_type="csv", filename="lossy.csv"))
 

@@ -30,7 +30,7 @@ from importjob import (
     rollback_migrations,
 )
 from importjob.exceptions import ImportJobDatabaseError, InvalidFieldError
-from importjob.schema import BASELINE, PRERELEASE, migration_ids, yoyo_url
+from importjob.schema import PRERELEASE, migration_ids, yoyo_url
 
 CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -83,8 +83,11 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
         "ix_import_job_status",
         "ix_import_job_completed_at",
         "ix_import_job_created_at",
-        "import_job_source_once",
+        "import_job_source_once_per_owner",
         "ix_import_job_source_sha256",
+        "ix_import_job_owner",
+        "ix_import_job_owner_status",
+        "ix_import_job_metadata",
     }
     # Shaped for list_by_status and claim_next: the filter, then the order;
     # rescue_stale reads the processing jobs through it too.
@@ -95,12 +98,19 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
     )
     # list_recent reads it backwards: newest first.
     assert indexes["ix_import_job_created_at"].endswith("(created_at, id)")
-    # A file imported once: one live or completed unique_source job per digest.
-    assert indexes["import_job_source_once"].startswith("CREATE UNIQUE INDEX")
-    assert indexes["import_job_source_once"].endswith(
-        "(source_sha256) WHERE (unique_source AND (status = ANY"
+    # A file imported once per owner: one live or completed unique_source
+    # job per owner and digest, jobs without an owner counting as one owner.
+    once = indexes["import_job_source_once_per_owner"]
+    assert once.startswith("CREATE UNIQUE INDEX")
+    assert once.endswith(
+        "(owner, source_sha256) NULLS NOT DISTINCT WHERE (unique_source AND (status = ANY"
         " (ARRAY['pending'::text, 'processing'::text, 'completed'::text])))"
     )
+    # An owner's jobs, newest first; and by status.
+    assert indexes["ix_import_job_owner"].endswith("(owner, created_at, id)")
+    assert indexes["ix_import_job_owner_status"].endswith("(owner, status, created_at, id)")
+    # Metadata containment (@>).
+    assert indexes["ix_import_job_metadata"].endswith("USING gin (metadata jsonb_path_ops)")
     # Any job of a digest, for unique_source against jobs created without it.
     assert indexes["ix_import_job_source_sha256"].endswith(
         "(source_sha256) WHERE (source_sha256 IS NOT NULL)"
@@ -159,6 +169,8 @@ FLUSH_COLUMNS = {
     "errors_logged",
     "errors_recorded",
     "checkpoint",
+    "skipped_count",
+    "outcomes",
 }
 
 
@@ -181,6 +193,8 @@ def test_no_index_covers_a_column_a_flush_writes(conn: psycopg.Connection[Any]) 
         "completed_at",
         "source_sha256",
         "unique_source",
+        "owner",
+        "metadata",
     }
     assert not indexed & FLUSH_COLUMNS
     [(options,)] = conn.execute(
@@ -245,6 +259,7 @@ def _sql_type(annotation: Any) -> tuple[str, bool]:
         str: "text",
         int: "bigint",
         list: "jsonb",
+        dict: "jsonb",
         datetime: "timestamp with time zone",
     }[origin], nullable
 
@@ -292,6 +307,10 @@ COLUMN_ORDER = [
     "source_sha256",
     "source_size",
     "unique_source",
+    "owner",
+    "metadata",
+    "skipped_count",
+    "outcomes",
 ]
 
 # Values the database fills in itself, where the model leaves None until stored.
@@ -317,9 +336,9 @@ def test_schema_matches_the_model_column_by_column(conn: psycopg.Connection[Any]
         assert is_nullable == ("YES" if stored_nullable else "NO"), field.name
         if field.name in DATABASE_ASSIGNED:
             assert default == DATABASE_ASSIGNED[field.name]
-        elif factory := getattr(field.default, "factory", None):  # errors: a fresh list
-            assert default == "'[]'::jsonb", field.name
-            assert factory() == []
+        elif factory := getattr(field.default, "factory", None):  # a fresh list or dict
+            [(stored_default,)] = conn.execute(f"SELECT {default}").fetchall()
+            assert stored_default == factory(), field.name
         elif field.default is attrs.NOTHING or field.default is None:
             assert default is None, field.name
         else:
@@ -662,8 +681,9 @@ def test_a_prerelease_database_is_brought_to_the_baseline_in_place(
 ) -> None:
     _prerelease(empty_db_url)
     headed, unheaded, clean = _fill_prerelease(empty_db_url)
-    assert apply_migrations(empty_db_url) == []
-    assert _applied(empty_db_url) == [BASELINE]
+    # Brought to the baseline, then the migrations after it apply as usual.
+    assert apply_migrations(empty_db_url) == migration_ids()[1:]
+    assert _applied(empty_db_url) == migration_ids()
     # The same schema as a fresh 1.0 database, but for the columns' order.
     apply_migrations(other_empty_db_url)
     upgraded = _catalog(empty_db_url, column_order=False)

@@ -482,13 +482,14 @@ def test_job_metrics_count_every_status(side: Any, conn: psycopg.Connection[Any]
         jobs=0,
         processed_rows=0,
         failed_rows=0,
+        skipped_rows=0,
         oldest_age_seconds=None,
         without_heartbeat=0,
     )
     pending = [side.create(ImportJob(source_type="csv", filename=f"{n}.csv")) for n in range(2)]
     running = side.create(ImportJob(source_type="csv", filename="running.csv"))
     side.start(running.id, "w")
-    side.advance(running.id, 10, 8, 2)
+    side.advance(running.id, 13, 8, 2, skipped=3)
     done = side.create(ImportJob(source_type="csv", filename="done.csv"))
     side.start(done.id, "w")
     side.advance(done.id, 5, 5, 0)
@@ -506,7 +507,13 @@ def test_job_metrics_count_every_status(side: Any, conn: psycopg.Connection[Any]
         S.FAILED: 0,
         S.CANCELLED: 0,
     }
-    assert (metrics[S.PROCESSING].processed_rows, metrics[S.PROCESSING].failed_rows) == (10, 2)
+    processing = metrics[S.PROCESSING]
+    assert (processing.processed_rows, processing.failed_rows, processing.skipped_rows) == (
+        13,
+        2,
+        3,
+    )
+    assert metrics[S.COMPLETED].skipped_rows == 0
     assert (metrics[S.COMPLETED].processed_rows, metrics[S.COMPLETED].failed_rows) == (5, 0)
     age = metrics[S.PENDING].oldest_age_seconds
     assert age is not None

@@ -136,11 +136,22 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
             "checkpoint": None,
             "source_sha256": None,
             "source_size": None,
+            "owner": "o",
+            "metadata": "{}",
+            "skipped_count": 0,
+            "outcomes": "{}",
         },
         "get_by_id": {"id": job.id},
         "list_by_status": {"status": "pending", "limit": 1},
-        "list_recent": {"limit": 1, "with_errors": False},
-        "list_recent_by_status": {"status": "pending", "limit": 1, "with_errors": True},
+        "list_by_status_of_owner": {"status": "pending", "limit": 1, "owner": "o"},
+        "list_recent": {
+            "limit": 1,
+            "with_errors": False,
+            "status": None,
+            "owner": None,
+            "metadata": None,
+        },
+        "update_metadata": {"id": job.id, "metadata": '{"a": 1}'},
         "watch_read": {"id": job.id},
         "watch": {"id": job.id, "ttl": timedelta(seconds=1)},
         "claim_next": {"worker_id": "w"},
@@ -155,7 +166,7 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
     conn = repo.connection
     # create returns what the database sets or normalizes, in the order
     # importjob.models.job_as_created reads them.
-    created = ("errors", "checkpoint", "created_at", "updated_at")
+    created = ("errors", "checkpoint", "metadata", "outcomes", "created_at", "updated_at")
     for name, values in params.items():
         with conn.transaction(force_rollback=True), conn.cursor() as cur:
             cur.execute(query(name), values)
