@@ -77,6 +77,10 @@ def same_statement_lines(url: str, report: Report, rounds: int, per_round: int) 
                 "checkpoint": None,
                 "source_sha256": None,
                 "source_size": None,
+                "owner": None,
+                "metadata": "{}",
+                "skipped_count": 0,
+                "outcomes": "{}",
             }
             for _ in range(calls)
         ]

@@ -1,4 +1,4 @@
-"""resume: what a checkpoint adds to a flush, and fingerprinting against sha256sum."""
+"""resume: what a checkpoint or outcomes add to a flush, and fingerprinting against sha256sum."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks._harness import (
@@ -25,49 +26,75 @@ from importjob import ImportJob, ImportJobRepository, fingerprint
 def run(url: str, report: Report, *, quick: bool) -> None:
     """Run the section: flushes with and without a checkpoint, then a file's fingerprint."""
     checkpoint_line(url, report, calls=500 if quick else 5000)
+    outcomes_line(url, report, calls=500 if quick else 5000)
     fingerprint_line(report, size=(64 if quick else 1024) << 20, rounds=2 if quick else 3)
 
 
 def checkpoint_line(url: str, report: Report, calls: int) -> None:
     """Time a tracker's flush with a checkpoint against one without, call by call.
 
-    Both are what a tracker sends (counts, its worker, a batch id), into
-    jobs of their own, so neither side's row is hotter; the checkpoint is a
-    resume position as the README's loop writes it.
+    The checkpoint is a resume position as the README's loop writes it.
+    """
+    flush_line(
+        url,
+        report,
+        calls,
+        "tracker flush with a checkpoint vs without: median",
+        lambda i: {"checkpoint": {"row": 10 * (i + 1), "offset": 417 * (i + 1)}},
+    )
+
+
+def outcomes_line(url: str, report: Report, calls: int) -> None:
+    """Time a tracker's flush carrying rows under 3 outcome labels against one with none."""
+    labelled: dict[str, object] = {"outcomes": {"created": 6, "updated": 2, "duplicate": 1}}
+    flush_line(
+        url,
+        report,
+        calls,
+        "tracker flush with rows under 3 outcome labels vs none: median",
+        lambda i: labelled,
+    )
+
+
+def flush_line(
+    url: str, report: Report, calls: int, name: str, extra: Callable[[int], dict[str, object]]
+) -> None:
+    """Time a tracker's flush carrying ``extra(i)`` against the same flush without, call by call.
+
+    Both are what a tracker sends (counts with a skipped row, its worker, a
+    batch id), into jobs of their own, so neither side's row is hotter.
     """
     conn = connect(url)
     repo = ImportJobRepository(conn)
-    jobs = [repo.create(ImportJob(source_type="csv", filename="resume.csv")) for _ in range(2)]
+    jobs = [repo.create(ImportJob(source_type="csv", filename="flush.csv")) for _ in range(2)]
     for job in jobs:
         repo.start(job.id, "bench")
     warm = 50
 
-    def flush(side: int, with_checkpoint: bool) -> Call:
+    def flush(side: int, with_extra: bool) -> Call:
         def call(i: int) -> object:
-            if with_checkpoint:
-                return repo.advance(
-                    jobs[side].id,
-                    10,
-                    9,
-                    1,
-                    worker_id="bench",
-                    batch_id=("bench", i + 1),
-                    checkpoint={"row": 10 * (i + 1), "offset": 417 * (i + 1)},
-                )
+            more = extra(i) if with_extra else {}
             return repo.advance(
-                jobs[side].id, 10, 9, 1, worker_id="bench", batch_id=("bench", i + 1)
+                jobs[side].id,
+                10,
+                8,
+                1,
+                skipped=1,
+                worker_id="bench",
+                batch_id=("bench", i + 1),
+                **more,  # type: ignore[arg-type]
             )
 
         return call
 
-    with_cp, without = flush(0, True), flush(1, False)
+    ours_call, floor_call = flush(0, True), flush(1, False)
     for i in range(warm):
-        with_cp(i)
-        without(i)
-    ours, floor = call_by_call(lambda i: with_cp(warm + i), lambda i: without(warm + i), calls)
+        ours_call(i)
+        floor_call(i)
+    ours, floor = call_by_call(lambda i: ours_call(warm + i), lambda i: floor_call(warm + i), calls)
     ours_us, floor_us = median_us(ours), median_us(floor)
     report.add(
-        "tracker flush with a checkpoint vs without: median",
+        name,
         f"{ours_us:.0f} µs",
         f"{floor_us:.0f} µs",
         ratio=ours_us / floor_us,

@@ -32,8 +32,18 @@ def run(url: str, report: Report, *, quick: bool) -> None:
     )
 
 
+# The owner whose jobs a list reads: the same 100 at both sizes, among the
+# jobs of OWNERS others at the large one.
+OWNER = "tenant-bench"
+OWNERS = 10_000
+
+
 def _fill(conn: psycopg.Connection[Any], total: int, pending: int = 0) -> None:
-    """Add ``pending`` pending jobs and long-finished ones until the table holds ``total``."""
+    """Add ``pending`` pending jobs and long-finished ones until the table holds ``total``.
+
+    The finished ones belong to `OWNERS` owners, 100 of them to `OWNER`, and
+    carry metadata: a dataset of 1,000 and an upload number.
+    """
     with conn.transaction():
         # Bulk history, not changes anyone watches: skip the notify trigger.
         conn.execute("SET LOCAL session_replication_role = replica")
@@ -42,12 +52,15 @@ def _fill(conn: psycopg.Connection[Any], total: int, pending: int = 0) -> None:
         have = conn.execute("SELECT count(*) FROM import_job").fetchone()[0]  # type: ignore[index]
         conn.execute(
             "INSERT INTO import_job (status, source_type, filename, total_rows, processed_rows,"
-            "  success_count, started_at, completed_at, created_at, updated_at)"
+            "  success_count, started_at, completed_at, created_at, updated_at, owner, metadata)"
             " SELECT 'completed', 'csv', 'old.csv', 1000, 1000, 1000,"
             "   now() - g * interval '1 minute', now() - g * interval '1 minute',"
-            "   now() - g * interval '1 minute', now()"
-            " FROM generate_series(1, %s) AS g",
-            [max(0, total - have)],
+            "   now() - g * interval '1 minute', now(),"
+            "   CASE WHEN g %% (%(total)s / 100) = 0 THEN %(owner)s"
+            "        ELSE 'owner-' || (g %% %(owners)s) END,"
+            "   jsonb_build_object('dataset', 'ds-' || (g %% 1000), 'upload', g)"
+            " FROM generate_series(1, %(rows)s) AS g",
+            {"rows": max(0, total - have), "total": total, "owner": OWNER, "owners": OWNERS},
         )
     conn.execute("VACUUM ANALYZE import_job")
 
@@ -64,8 +77,16 @@ def _size_calls(url: str) -> dict[str, Callable[[], object]]:
     return {
         "get_by_id": lambda: repo.get_by_id(known),
         "list_by_status(limit=50)": lambda: repo.list_by_status(ImportJobStatus.PENDING, 50),
+        "list_recent(owner=..., limit=50)": lambda: repo.list_recent(limit=50, owner=OWNER),
         "claim_next": lambda: repo.claim_next("bench"),
     }
+
+
+# The bound of each line: an owner's list reads through one more index level.
+_TARGETS = {"list_recent(owner=..., limit=50)": 1.5}
+
+
+_RECENT = {"status": None, "owner": None, "metadata": None, "limit": 50, "with_errors": False}
 
 
 def _plans(url: str, report: Report) -> None:
@@ -75,7 +96,12 @@ def _plans(url: str, report: Report) -> None:
         "get_by_id": ("get_by_id", {"id": known}),
         "list_by_status(limit=50)": ("list_by_status", {"status": "pending", "limit": 50}),
         "claim_next": ("claim_next", {"worker_id": "bench"}),
-        "list_recent(limit=50)": ("list_recent", {"limit": 50, "with_errors": False}),
+        "list_recent(limit=50)": ("list_recent", {**_RECENT, "limit": 50}),
+        "list_recent(owner=..., limit=50)": ("list_recent", {**_RECENT, "owner": OWNER}),
+        "list_recent(metadata={dataset: ds-7}, limit=50)": (
+            "list_recent",
+            {**_RECENT, "metadata": '{"dataset": "ds-7"}'},
+        ),
         "rescue_stale": (
             "rescue_stale",
             {
@@ -90,7 +116,8 @@ def _plans(url: str, report: Report) -> None:
     for name, (statement, params) in statements.items():
         with conn.transaction(force_rollback=True):
             text = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + query(statement)
-            plan = conn.execute(text, params).fetchall()
+            # Unprepared, as the repository runs list_recent: planned for its filters.
+            plan = conn.execute(text, params, prepare=False).fetchall()
         report.plans[name] = "\n".join(line for (line,) in plan)
     conn.close()
 
@@ -116,13 +143,14 @@ def table_size_lines(url: str, report: Report, small: int, large: int, samples: 
                 _ignore_index(at_small[name]), _ignore_index(at_large[name]), 10, samples // 10
             )
             ratio = large_us / small_us
+            bound = _TARGETS.get(name, 1.3)
             report.add(
                 f"{name} at {large:,} vs {small:,} jobs",
                 f"{large_us:.1f} µs",
                 f"{small_us:.1f} µs",
                 ratio=ratio,
-                target="≤ 1.3x",
-                ok=ratio <= 1.3,
+                target=f"≤ {bound}x",
+                ok=ratio <= bound,
             )
     finally:
         unpin()

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from importjob.exceptions import InvalidFieldError
 from importjob.models import ErrorGroup, ImportJob
 
 
@@ -52,3 +53,26 @@ def value_text(value: Any, missing: str) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def metadata_value(text: str) -> Any:
+    """Return a metadata filter's value as given on a command line or in a URL.
+
+    A JSON scalar is read as one (``7``, ``true``, ``null``, ``"7"``, the
+    string ``7``); anything else is the string itself (``faq``).
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return text if isinstance(value, dict | list) else value
+
+
+def metadata_filter(pairs: Sequence[tuple[str, str]], field: str) -> dict[str, Any]:
+    """Return the metadata a list filters on from ``(key, value)`` pairs, naming ``field``."""
+    contains: dict[str, Any] = {}
+    for key, text in pairs:
+        if not key:
+            raise InvalidFieldError(field, "must name a key: KEY=VALUE", f"{key}={text}")
+        contains[key] = metadata_value(text)
+    return contains

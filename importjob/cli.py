@@ -43,14 +43,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from importjob import _embedded
+from importjob import _embedded, _validate
 from importjob._job_json import elapsed_seconds as _elapsed
-from importjob._job_json import job_json, value_text
+from importjob._job_json import job_json, metadata_filter, value_text
 from importjob._job_json import rows_per_second as _rate
 from importjob.exceptions import (
     DataImportError,
     ImportJobNotFoundError,
     ImportValidationError,
+    InvalidFieldError,
     InvalidStatusTransitionError,
     SchemaMissingError,
 )
@@ -97,6 +98,16 @@ class _Duration(click.ParamType[timedelta]):
         if not parts or _DURATION.sub("", text).strip():
             self.fail(f"not a duration like 30s, 5m, 2h, 30d or 1h30m: {value!r}", param, ctx)
         return timedelta(seconds=sum(int(n) * _UNITS[unit] for n, unit in parts))
+
+
+class _KeyValue(click.ParamType[tuple[str, str]]):
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        key, equals, text = str(value).partition("=")
+        if not equals or not key:
+            self.fail(f"not KEY=VALUE: {value!r}", param, ctx)
+        return key, text
 
 
 # The database.
@@ -295,13 +306,36 @@ def migrate(ctx: click.Context, rollback: bool) -> None:
     type=click.Choice([s.value for s in ImportJobStatus], case_sensitive=False),
     help="Only jobs in this status.",
 )
+@click.option("--owner", help="Only jobs of this owner.")
+@click.option(
+    "--meta",
+    "meta",
+    multiple=True,
+    type=_KeyValue(),
+    metavar="KEY=VALUE",
+    help="Only jobs whose metadata has KEY set to VALUE (repeatable; a JSON scalar such as"
+    ' 7 or true is read as one, "7" is the string).',
+)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def list_jobs(ctx: click.Context, status: str | None, limit: int, as_json: bool) -> None:
+def list_jobs(
+    ctx: click.Context,
+    *,
+    status: str | None,
+    owner: str | None,
+    meta: tuple[tuple[str, str], ...],
+    limit: int,
+    as_json: bool,
+) -> None:
     """List jobs, newest first."""
+    try:
+        contains = metadata_filter(meta, "--meta")
+        _validate.owner(owner, "--owner")
+    except InvalidFieldError as exc:
+        raise click.BadParameter(f"{exc.message}: {exc.value!r}", param_hint=exc.field) from exc
     with _database(ctx).repository() as repo:
-        jobs = repo.list_recent(status, limit)
+        jobs = repo.list_recent(status, limit, owner=owner, metadata=contains)
     if as_json:
         # The list reads no entries: leave out the empty array rather than show it.
         _print_json([{k: v for k, v in job.to_dict().items() if k != "errors"} for job in jobs])
@@ -314,6 +348,7 @@ def list_jobs(ctx: click.Context, status: str | None, limit: int, as_json: bool)
     table.add_column("file", overflow="ellipsis", no_wrap=True, max_width=28)
     table.add_column("progress", no_wrap=True)
     table.add_column("errors", justify="right")
+    table.add_column("skipped", justify="right")
     table.add_column("age", justify="right")
     for job in jobs:
         table.add_row(
@@ -322,6 +357,7 @@ def list_jobs(ctx: click.Context, status: str | None, limit: int, as_json: bool)
             job.filename,
             _progress_text(job),
             str(job.error_count),
+            str(job.skipped_count),
             _age(job.created_at or now, now),
         )
     _console().print(table if jobs else "no import jobs")

@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from importjob import _validate
-from importjob._job_json import job_json
+from importjob._job_json import job_json, metadata_filter, value_text
 from importjob.exceptions import (
     DataImportError,
     ImportJobDatabaseError,
@@ -80,6 +80,28 @@ def _status(request: Request) -> ImportJobStatus | None:
     return ImportJobStatus.parse(text) if text else None
 
 
+def _list_filters(request: Request) -> dict[str, Any]:
+    """Return list_recent's owner and metadata from ``?owner=`` and ``?meta.KEY=VALUE``.
+
+    A page's form sends the metadata as ``?meta=KEY=VALUE`` (one field) too.
+    Each is checked by the repository's own rules, naming the parameter.
+    """
+    owner = request.query_params.get("owner") or None
+    pairs: list[tuple[str, str]] = []
+    for name, text in request.query_params.multi_items():
+        if name.startswith("meta."):
+            pairs.append((name.removeprefix("meta."), text))
+        elif name == "meta" and text:
+            key, equals, value = text.partition("=")
+            if not equals:
+                raise InvalidFieldError("meta", "must be KEY=VALUE", text)
+            pairs.append((key, value))
+    contains = metadata_filter(pairs, "meta")
+    _validate.owner(owner)
+    _validate.metadata(contains, "meta")
+    return {"owner": owner, "metadata": contains}
+
+
 # Reads.
 
 
@@ -124,10 +146,11 @@ def _listed(job: ImportJob, now: datetime) -> dict[str, Any]:
 
 
 async def api_jobs(request: Request) -> Response:
-    """GET /api/jobs?status=&limit=: the newest jobs, as `importjob list --json`."""
+    """GET /api/jobs?status=&owner=&meta.KEY=VALUE&limit=: the newest jobs, as `list --json`."""
     status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
+    filters = _list_filters(request)
     async with _repository(request) as repo:
-        jobs = await repo.list_recent(status, limit)
+        jobs = await repo.list_recent(status, limit, **filters)
     now = datetime.now(UTC)
     return JSONResponse([_listed(job, now) for job in jobs])
 
@@ -280,6 +303,12 @@ async def metrics(request: Request) -> Response:
             ["status"],
             registry=registry,
         ),
+        "skipped": Gauge(
+            "importjob_rows_skipped",
+            "Rows skipped on purpose (a duplicate), summed over the jobs of each status.",
+            ["status"],
+            registry=registry,
+        ),
     }
     oldest = Gauge(
         "importjob_oldest_pending_age_seconds",
@@ -298,6 +327,7 @@ async def metrics(request: Request) -> Response:
         by_status["jobs"].labels(status.value).set(jobs.jobs)
         by_status["processed"].labels(status.value).set(jobs.processed_rows)
         by_status["failed"].labels(status.value).set(jobs.failed_rows)
+        by_status["skipped"].labels(status.value).set(jobs.skipped_rows)
     oldest.set(counted[ImportJobStatus.PENDING].oldest_age_seconds or 0.0)
     stalled.set(counted[ImportJobStatus.PROCESSING].without_heartbeat)
     reads = Gauge(
@@ -327,14 +357,18 @@ def _page(request: Request, name: str, **context: Any) -> Response:
 async def jobs_page(request: Request) -> Response:
     """GET /: the newest jobs, live."""
     status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
+    filters = _list_filters(request)
     async with _repository(request) as repo:
-        jobs = await repo.list_recent(status, limit)
+        jobs = await repo.list_recent(status, limit, **filters)
     now = datetime.now(UTC)
     return _page(
         request,
         "jobs.html",
         jobs=[_listed(job, now) for job in jobs],
         status=status.value if status else "",
+        owner=filters["owner"] or "",
+        # The form edits one KEY=VALUE; the others (from ?meta.KEY links) ride along.
+        meta=[(key, value_text(value, "null")) for key, value in filters["metadata"].items()],
         statuses=[member.value for member in ImportJobStatus],
         limit=limit,
     )

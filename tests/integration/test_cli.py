@@ -115,7 +115,7 @@ def test_list_newest_first(db_url: str, jobs: list[ImportJob]) -> None:
     result = importjob("list", url=db_url)
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["id", "status", "file", "progress", "errors", "age"]
+    assert header.split() == ["id", "status", "file", "progress", "errors", "skipped", "age"]
     assert [row.split()[0] for row in rows] == [str(job.id) for job in reversed(jobs)]
     done_row = rows[-1].split()
     assert done_row[1:6] == ["completed", "faq.csv", "4/4", "100%", "2"]
@@ -133,6 +133,73 @@ def test_list_filters_limits_and_prints_json(db_url: str, jobs: list[ImportJob])
     assert [job["id"] for job in newest] == [str(jobs[2].id), str(jobs[1].id)]
     empty = importjob("list", "--status", "cancelled", url=db_url)
     assert empty.stdout == "no import jobs\n"
+
+
+def test_list_filters_by_owner_and_metadata(db_url: str, repo: ImportJobRepository) -> None:
+    faq = repo.create(
+        ImportJob(
+            source_type="csv", filename="faq.csv", owner="acme", metadata={"ds": "faq", "n": 7}
+        )
+    )
+    repo.advance(faq.id, 5, 3, 1, skipped=1, outcomes={"created": 3, "duplicate": 1})
+    text = repo.create(
+        ImportJob(source_type="csv", filename="n.csv", owner="acme", metadata={"n": "7"})
+    )
+    other = repo.create(ImportJob(source_type="csv", filename="o.csv", metadata={"ds": "faq"}))
+
+    def ids(*args: str) -> list[str]:
+        result = importjob("list", "--json", *args, url=db_url)
+        assert result.returncode == 0, result.stderr
+        return [job["id"] for job in json.loads(result.stdout)]
+
+    assert ids("--owner", "acme") == [str(text.id), str(faq.id)]
+    assert ids("--meta", "ds=faq") == [str(other.id), str(faq.id)]
+    assert ids("--owner", "acme", "--meta", "ds=faq", "--meta", "n=7") == [str(faq.id)]
+    # A JSON scalar is read as one; quoted, it is the string.
+    assert ids("--meta", "n=7") == [str(faq.id)]
+    assert ids("--meta", 'n="7"') == [str(text.id)]
+    assert ids("--owner", "nobody") == []
+    table = importjob("list", "--owner", "acme", "--meta", "ds=faq", url=db_url)
+    header, row = table.stdout.splitlines()
+    assert row.split()[header.split().index("skipped")] == "1"
+    [listed] = json.loads(
+        importjob("list", "--json", "--meta", "ds=faq", "--meta", "n=7", url=db_url).stdout
+    )
+    assert (listed["owner"], listed["skipped_count"]) == ("acme", 1)
+    assert listed["outcomes"] == {"created": 3, "duplicate": 1}
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("--meta", "novalue"), "--meta"),
+        (("--meta", "=faq"), "--meta"),
+        (("--owner", ""), "--owner"),
+        (("--owner", "a\tb"), "--owner"),
+    ],
+)
+def test_list_refuses_a_bad_filter_in_one_line(
+    db_url: str, args: tuple[str, ...], named: str
+) -> None:
+    result = importjob("list", *args, url=db_url)
+    assert named in _one_line_error(result)
+
+
+def test_show_gives_the_owner_metadata_and_outcomes(db_url: str, repo: ImportJobRepository) -> None:
+    job = repo.create(
+        ImportJob(source_type="csv", filename="faq.csv", owner="acme", metadata={"ds": "faq"})
+    )
+    repo.advance(job.id, 4, 2, 0, skipped=2, outcomes={"created": 2, "duplicate": 2})
+    shown = importjob("show", str(job.id), url=db_url)
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(line.split(None, 1) for line in shown.stdout.splitlines() if line.strip())
+    assert fields["owner"].strip() == "acme"
+    assert json.loads(fields["metadata"]) == {"ds": "faq"}
+    assert fields["skipped_count"].strip() == "2"
+    assert json.loads(fields["outcomes"]) == {"created": 2, "duplicate": 2}
+    as_json = json.loads(importjob("show", str(job.id), "--json", url=db_url).stdout)
+    assert (as_json["owner"], as_json["metadata"]) == ("acme", {"ds": "faq"})
+    assert (as_json["skipped_count"], as_json["outcomes"]["duplicate"]) == (2, 2)
 
 
 def test_show(db_url: str, jobs: list[ImportJob]) -> None:

@@ -126,6 +126,58 @@ def test_jobs_newest_first_filtered_and_limited(serve: Serve, repo: ImportJobRep
         assert str(first.id) not in page.text
 
 
+def test_jobs_filtered_by_owner_and_metadata(serve: Serve, repo: ImportJobRepository) -> None:
+    def job(**fields: Any) -> ImportJob:
+        return repo.create(ImportJob(source_type="csv", filename="f.csv", **fields))
+
+    faq = job(owner="acme", metadata={"ds": "faq", "n": 7})
+    text = job(owner="acme", metadata={"ds": "faq", "n": "7"})
+    theirs = job(owner="other", metadata={"ds": "faq"})
+    with client(serve()) as http:
+
+        def ids(**params: str) -> list[str]:
+            answer = http.get("/api/jobs", params=params)
+            assert answer.status_code == 200, answer.text
+            return [listed["id"] for listed in answer.json()]
+
+        assert ids(owner="acme") == [str(text.id), str(faq.id)]
+        assert ids(**{"meta.ds": "faq"}) == [str(theirs.id), str(text.id), str(faq.id)]
+        assert ids(owner="acme", **{"meta.n": "7"}) == [str(faq.id)]
+        assert ids(**{"meta.n": '"7"'}) == [str(text.id)]
+        assert ids(owner="nobody") == []
+        page = http.get("/", params={"owner": "other", "meta": "ds=faq"})
+        assert page.status_code == 200
+        assert str(theirs.id) in page.text
+        assert str(faq.id) not in page.text
+        assert 'value="ds=faq"' in page.text  # the form shows the filter it applied
+        refused = http.get("/", params={"owner": "a\x00b"})
+        assert refused.status_code == 400
+        assert refused.headers["content-type"].startswith("text/html")
+
+
+def test_the_job_page_shows_metadata_escaped_and_outcomes(
+    serve: Serve, repo: ImportJobRepository
+) -> None:
+    job = repo.create(
+        ImportJob(
+            source_type="csv",
+            filename="f.csv",
+            owner="<i>acme</i>",
+            metadata={"label": "<script>alert(1)</script>"},
+        )
+    )
+    repo.advance(job.id, 5, 3, 0, skipped=2, outcomes={"created": 3, "duplicate": 2})
+    with client(serve()) as http:
+        page = http.get(f"/jobs/{job.id}").text
+        served = http.get(f"/api/jobs/{job.id}").json()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<i>acme</i>" not in page
+    assert "created 3 · duplicate 2" in page
+    assert (served["owner"], served["metadata"]) == ("<i>acme</i>", job.metadata)
+    assert (served["skipped_count"], served["outcomes"]) == (2, {"created": 3, "duplicate": 2})
+
+
 def test_job_json_is_what_show_json_prints(
     serve: Serve, repo: ImportJobRepository, db_url: str
 ) -> None:
@@ -174,6 +226,11 @@ def test_job_json_is_what_show_json_prints(
         ("/api/jobs/00000000-0000-0000-0000-000000000001/errors?limit=1001", "limit"),
         ("/api/events", "id"),
         ("/api/events?id=nope", "id"),
+        ("/api/jobs?owner=" + "x" * 201, "owner"),
+        ("/api/jobs?owner=a%0Ab", "owner"),
+        ("/api/jobs?meta.=faq", "meta"),
+        ("/api/jobs?meta=novalue", "meta"),
+        ("/api/jobs?meta.big=" + "x" * 9000, "meta"),
     ],
 )
 def test_bad_input_is_400_naming_the_field(serve: Serve, path: str, field: str) -> None:
@@ -416,7 +473,7 @@ def test_metrics_count_jobs_rows_and_stalled_work(
 ) -> None:
     waiting = repo.create(ImportJob(source_type="csv", filename="w.csv"))
     stalled = started(repo, total_rows=10)
-    repo.advance(stalled.id, 7, 5, 2)
+    repo.advance(stalled.id, 8, 5, 2, skipped=1)
     started(repo)
     conn.execute(
         "UPDATE import_job SET created_at = now() - interval '1 hour' WHERE id = %s", (waiting.id,)
@@ -431,8 +488,10 @@ def test_metrics_count_jobs_rows_and_stalled_work(
         assert _metric(http, "importjob_jobs", '{status="pending"}') == 1
         assert _metric(http, "importjob_jobs", '{status="processing"}') == 2
         assert _metric(http, "importjob_jobs", '{status="completed"}') == 0
-        assert _metric(http, "importjob_rows_processed", '{status="processing"}') == 7
+        assert _metric(http, "importjob_rows_processed", '{status="processing"}') == 8
         assert _metric(http, "importjob_rows_failed", '{status="processing"}') == 2
+        assert _metric(http, "importjob_rows_skipped", '{status="processing"}') == 1
+        assert _metric(http, "importjob_rows_skipped", '{status="pending"}') == 0
         assert 3600 <= _metric(http, "importjob_oldest_pending_age_seconds") < 3700
         assert _metric(http, "importjob_processing_without_heartbeat") == 1
         assert http.get("/healthz").json()["status"] == "ok"

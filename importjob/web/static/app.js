@@ -57,6 +57,11 @@ function show(root, job) {
   text(root, "progress", progress(job));
   text(root, "success_count", number.format(job.success_count));
   text(root, "error_count", number.format(job.error_count));
+  if ("skipped_count" in job) text(root, "skipped_count", number.format(job.skipped_count));
+  if ("outcomes" in job) {
+    const labels = Object.keys(job.outcomes).sort();
+    text(root, "outcomes", labels.length ? labels.map((label) => `${label} ${number.format(job.outcomes[label])}`).join(" · ") : "–");
+  }
   text(root, "errors_logged", number.format(job.errors_logged));
   text(root, "rate", rate(job));
   text(root, "eta", eta(job));
@@ -65,6 +70,7 @@ function show(root, job) {
   }
   // Any JSON value: shown as JSON, as the page first drew it.
   if ("checkpoint" in job) text(root, "checkpoint", job.checkpoint == null ? "–" : JSON.stringify(job.checkpoint));
+  if ("metadata" in job) text(root, "metadata", JSON.stringify(job.metadata));
 }
 
 function showReasons(page, groups) {
