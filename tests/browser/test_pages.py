@@ -103,7 +103,15 @@ def test_jobs_list_follows_its_jobs_live(
 def test_hostile_values_run_no_script(
     page: Page, serve: Callable[..., Any], repo: ImportJobRepository
 ) -> None:
-    job = repo.create(ImportJob(source_type="csv", filename=HOSTILE, total_rows=10))
+    job = repo.create(
+        ImportJob(
+            source_type="csv",
+            filename=HOSTILE,
+            total_rows=10,
+            owner=HOSTILE,
+            metadata={HOSTILE: HOSTILE},
+        )
+    )
     repo.add_error(
         job.id, {"type": HOSTILE, "field": HOSTILE, "message": HOSTILE, "value": HOSTILE}
     )
