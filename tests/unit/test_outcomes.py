@@ -189,3 +189,13 @@ def test_create_stores_given_counts_and_outcomes(side: Any) -> None:
     created = side.create(_job(processed_rows=3, skipped_count=2, outcomes={"duplicate": 2}))
     assert created == _stored(side, created.id)
     assert (created.skipped_count, created.outcomes) == (2, {"duplicate": 2})
+
+
+def test_watch_snapshots_carry_skipped_rows_and_outcomes(side: Any) -> None:
+    job = side.create(_job(owner="me", metadata={"ds": "faq"}))
+    side.start(job.id, "w")
+    side.advance(job.id, 3, 2, 0, skipped=1, outcomes={"created": 2, "duplicate": 1})
+    side.update_status(job.id, S.COMPLETED)
+    [snapshot] = side.watch_all(job.id, timeout=5)
+    assert (snapshot.skipped_count, snapshot.outcomes) == (1, {"created": 2, "duplicate": 1})
+    assert (snapshot.owner, snapshot.metadata) == ("me", {"ds": "faq"})
