@@ -34,12 +34,14 @@ CREATE FUNCTION import_job_outcomes_add(outcomes jsonb, added jsonb, max_labels 
 RETURNS jsonb
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-    own integer := (SELECT count(*) FROM jsonb_object_keys(outcomes) AS k WHERE k <> 'other');
+    own integer;  -- the job's own labels, counted once a new label asks
     label text;
     rows bigint;
 BEGIN
     FOR label, rows IN SELECT key, value::bigint FROM jsonb_each_text(added) LOOP
         IF NOT outcomes ? label AND label <> 'other' THEN
+            own := coalesce(own, (SELECT count(*) FROM jsonb_object_keys(outcomes) AS k
+                                   WHERE k <> 'other'));
             IF own < max_labels THEN
                 own := own + 1;
             ELSE
