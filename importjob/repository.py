@@ -42,6 +42,7 @@ from importjob._repository_base import (
     _reopen_params,
     _RepositoryCore,
     _values,
+    repository_cursor,
 )
 from importjob._watch import Watch, WatchState
 from importjob.exceptions import (
@@ -565,5 +566,5 @@ class ImportJobRepository(_RepositoryCore):
         # Made at the first call, not in __init__: a closed connection then
         # fails as a call, translated, like every other driver error. Rows in
         # binary: uuids, counters and times load without parsing text.
-        self._cursor = self._conn.cursor(binary=True)
+        self._cursor = repository_cursor(self._conn.cursor(binary=True))
         return self._cursor

@@ -38,6 +38,7 @@ from importjob._repository_base import (
     _reopen_params,
     _RepositoryCore,
     _values,
+    repository_cursor,
 )
 from importjob._watch import AsyncWatch, WatchState
 from importjob.exceptions import (
@@ -365,5 +366,5 @@ class AsyncImportJobRepository(_RepositoryCore):
 
     def _new_cursor(self) -> psycopg.AsyncCursor[Any]:
         # Made at the first call, in binary, as in the sync twin.
-        self._cursor = self._conn.cursor(binary=True)
+        self._cursor = repository_cursor(self._conn.cursor(binary=True))
         return self._cursor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from psycopg.pq import Trace
 
 from importjob import ImportJob, ImportJobRepository, ImportJobStatus
 from importjob._queries import query
+from importjob._repository_base import repository_cursor
 from importjob.exceptions import InvalidStatusTransitionError
 from importjob.models import COLUMNS
 
@@ -240,3 +242,17 @@ def test_export_errors_is_one_copy_statement(repo: ImportJobRepository) -> None:
         assert messages.count("Query") == 1, messages
         assert messages.count("Execute") == 0, messages
         assert messages.count("ReadyForQuery") == 1, messages
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{}, [], {"a": [1, {"b": "é\u2028"}], "n": None}, [{}], [[]], "{}", 1.5, 0, True, None],
+)
+def test_jsonb_loads_as_the_json_decoder_does(repo: ImportJobRepository, value: Any) -> None:
+    cursor = repository_cursor(repo.connection.cursor(binary=True))
+    cursor.execute("SELECT %s::jsonb, %s::jsonb", [json.dumps(value), json.dumps(value)])
+    first, second = cursor.fetchone() or (None, None)
+    assert first == value
+    assert type(first) is type(value)
+    if isinstance(value, dict | list):
+        assert first is not second  # never one shared empty value
