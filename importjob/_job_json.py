@@ -68,6 +68,14 @@ def metadata_value(text: str) -> Any:
     return text if isinstance(value, dict | list) else value
 
 
+def metadata_pair(text: str, field: str) -> tuple[str, str]:
+    """Return the key and the value of a ``KEY=VALUE`` metadata filter, naming ``field``."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise InvalidFieldError(field, "must be KEY=VALUE", text)
+    return key, value
+
+
 def metadata_filter(pairs: Sequence[tuple[str, str]], field: str) -> dict[str, Any]:
     """Return the metadata a list filters on from ``(key, value)`` pairs, naming ``field``."""
     contains: dict[str, Any] = {}

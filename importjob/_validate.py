@@ -201,13 +201,16 @@ def checkpoint(value: object, field: str = "checkpoint") -> str | None:
     """
     if value is None or type(value) is JsonText:
         return value
+    return JsonText(_bounded_json(field, value, MAX_CHECKPOINT_BYTES))
+
+
+def _bounded_json(field: str, value: object, limit: int) -> str:
+    """Return ``value`` as JSON text, refused when not JSON or over ``limit`` bytes of it."""
     _json_value(field, value, 0)
     text = _ENCODE(value)
-    if _over(text, MAX_CHECKPOINT_BYTES):
-        raise InvalidFieldError(
-            field, f"must be at most {MAX_CHECKPOINT_BYTES} bytes of JSON", _cut(text, 100)
-        )
-    return JsonText(text)
+    if _over(text, limit):
+        raise InvalidFieldError(field, f"must be at most {limit} bytes of JSON", _cut(text, 100))
+    return text
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -232,13 +235,7 @@ def metadata(value: object, field: str = "metadata") -> str:
     """
     if not isinstance(value, Mapping):
         raise InvalidFieldError(field, "must be a dict", value)
-    _json_value(field, value, 0)
-    text = _ENCODE(dict(value))
-    if _over(text, MAX_METADATA_BYTES):
-        raise InvalidFieldError(
-            field, f"must be at most {MAX_METADATA_BYTES} bytes of JSON", _cut(text, 100)
-        )
-    return text
+    return _bounded_json(field, dict(value), MAX_METADATA_BYTES)
 
 
 def label(value: object, field: str = "outcome") -> str:

@@ -45,7 +45,7 @@ from rich.text import Text
 
 from importjob import _embedded, _validate
 from importjob._job_json import elapsed_seconds as _elapsed
-from importjob._job_json import job_json, metadata_filter, value_text
+from importjob._job_json import job_json, metadata_filter, metadata_pair, value_text
 from importjob._job_json import rows_per_second as _rate
 from importjob.exceptions import (
     DataImportError,
@@ -104,10 +104,10 @@ class _KeyValue(click.ParamType[tuple[str, str]]):
     name = "KEY=VALUE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        key, equals, text = str(value).partition("=")
-        if not equals or not key:
+        try:
+            return metadata_pair(str(value), "--meta")
+        except InvalidFieldError:
             self.fail(f"not KEY=VALUE: {value!r}", param, ctx)
-        return key, text
 
 
 # The database.

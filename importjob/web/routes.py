@@ -27,7 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from importjob import _validate
-from importjob._job_json import job_json, metadata_filter, value_text
+from importjob._job_json import job_json, metadata_filter, metadata_pair, value_text
 from importjob.exceptions import (
     DataImportError,
     ImportJobDatabaseError,
@@ -92,10 +92,7 @@ def _list_filters(request: Request) -> dict[str, Any]:
         if name.startswith("meta."):
             pairs.append((name.removeprefix("meta."), text))
         elif name == "meta" and text:
-            key, equals, value = text.partition("=")
-            if not equals:
-                raise InvalidFieldError("meta", "must be KEY=VALUE", text)
-            pairs.append((key, value))
+            pairs.append(metadata_pair(text, "meta"))
     contains = metadata_filter(pairs, "meta")
     _validate.owner(owner)
     _validate.metadata(contains, "meta")
