@@ -11,6 +11,10 @@
 -- row each, numbered in recording order. import_job_error_group counts a
 -- job's entries by reason, so that error_summary is exact at any size.
 --
+-- A chunked import is a parent row and one row per chunk (parent_id): the
+-- view import_job_summed reads the parent as the sums of its chunks, and
+-- the trigger import_job_chunk_moved moves its status with theirs.
+--
 -- Every rule a row must keep is a CHECK constraint named
 -- import_job_<column>_check: importjob.exceptions.InvalidFieldError names
 -- that column when the database refuses a row.
@@ -71,6 +75,16 @@ CREATE TABLE import_job (
     -- Rows per outcome label of the application's ("created", "duplicate"),
     -- imported and skipped alike (import_job_outcomes_add).
     outcomes        jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- A chunked import: a parent (chunks: how many; keep_going: whether a
+    -- failed chunk lets the others go on; ended_by: the chunk whose end
+    -- ended it) and one child job per chunk (parent_id, chunk_index, and
+    -- chunk, the application's description of the piece).
+    parent_id       uuid,
+    chunk           jsonb,
+    chunk_index     bigint,
+    chunks          bigint,
+    keep_going      boolean     NOT NULL DEFAULT false,
+    ended_by        uuid,
     CONSTRAINT import_job_pkey PRIMARY KEY (id),
     CONSTRAINT import_job_status_check
         CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
@@ -93,7 +107,12 @@ CREATE TABLE import_job (
         CHECK (char_length(owner) BETWEEN 1 AND 200 AND owner !~ '[[:cntrl:]]'),
     CONSTRAINT import_job_metadata_check CHECK (jsonb_typeof(metadata) = 'object'),
     CONSTRAINT import_job_skipped_count_check CHECK (skipped_count >= 0),
-    CONSTRAINT import_job_outcomes_check CHECK (jsonb_typeof(outcomes) = 'object')
+    CONSTRAINT import_job_outcomes_check CHECK (jsonb_typeof(outcomes) = 'object'),
+    CONSTRAINT import_job_parent_id_fkey FOREIGN KEY (parent_id)
+        REFERENCES import_job (id) ON DELETE CASCADE,
+    CONSTRAINT import_job_chunk_index_check
+        CHECK ((parent_id IS NULL) = (chunk_index IS NULL) AND chunk_index >= 0),
+    CONSTRAINT import_job_chunks_check CHECK (chunks IS NULL OR (chunks > 0 AND parent_id IS NULL))
 )
 -- Room on each page for a flush's new row version: no flush writes an
 -- indexed column, so every flush is a HOT update that writes no index.
@@ -123,6 +142,9 @@ CREATE INDEX ix_import_job_owner ON import_job (owner, created_at, id);
 CREATE INDEX ix_import_job_owner_status ON import_job (owner, status, created_at, id);
 -- list_recent(metadata=...): containment (@>) of the application's fields.
 CREATE INDEX ix_import_job_metadata ON import_job USING gin (metadata jsonb_path_ops);
+-- A parent's chunks in order: its sums, children(), the end of its last chunk.
+CREATE INDEX ix_import_job_parent ON import_job (parent_id, chunk_index)
+    WHERE parent_id IS NOT NULL;
 
 -- Every error entry a job records, numbered from 1 in recording order: its
 -- own table, so a job's row never rewrites a value that grows.
@@ -240,9 +262,14 @@ $$;
 CREATE FUNCTION import_job_notify() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    job_id uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
+    job import_job := CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
 BEGIN
-    PERFORM pg_notify('import_job_' || replace(job_id::text, '-', ''), job_id::text);
+    PERFORM pg_notify('import_job_' || replace(job.id::text, '-', ''), job.id::text);
+    IF job.parent_id IS NOT NULL THEN
+        -- A chunk's change is its chunked import's too.
+        PERFORM pg_notify('import_job_' || replace(job.parent_id::text, '-', ''),
+                          job.parent_id::text);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -252,3 +279,102 @@ CREATE TRIGGER import_job_notify
     FOR EACH ROW
     WHEN (OLD.watched_until > now())
     EXECUTE FUNCTION import_job_notify();
+
+-- A chunk's status moved: its parent follows, under the parent's row lock,
+-- so that of the transactions ending chunks exactly one ends the parent.
+-- The lock is taken after the chunk's (every writer goes chunk, then
+-- parent), and only when a chunk starts or ends: a flush never waits on it.
+-- The parent becomes processing when a chunk starts; failed as soon as a
+-- chunk fails (unless keep_going), its chunks not started cancelled then
+-- (a running one goes on to its own end); otherwise it ends with its last
+-- chunk: failed if one failed,
+-- cancelled if one was, completed if all completed. ended_by keeps the
+-- chunk whose transaction ended it, so that one worker is told.
+CREATE FUNCTION import_job_chunk_moved() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    parent record;
+    ends_as text;
+BEGIN
+    SELECT status, keep_going INTO parent
+      FROM import_job WHERE id = NEW.parent_id FOR NO KEY UPDATE;
+    IF parent.status IN ('completed', 'failed', 'cancelled') THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.status = 'processing' THEN
+        UPDATE import_job SET status = 'processing', started_at = now(), updated_at = now()
+         WHERE id = NEW.parent_id AND status = 'pending';
+        RETURN NULL;
+    ELSIF NEW.status = 'pending' THEN
+        RETURN NULL;  -- requeued: still to be done
+    ELSIF NEW.status = 'failed' AND NOT parent.keep_going THEN
+        ends_as := 'failed';
+    ELSIF EXISTS (SELECT FROM import_job
+                   WHERE parent_id = NEW.parent_id AND status IN ('pending', 'processing')) THEN
+        RETURN NULL;  -- not the last chunk
+    ELSE
+        SELECT CASE WHEN bool_or(status = 'failed') THEN 'failed'
+                    WHEN bool_or(status = 'cancelled') THEN 'cancelled'
+                    ELSE 'completed' END
+          INTO ends_as
+          FROM import_job WHERE parent_id = NEW.parent_id;
+    END IF;
+    UPDATE import_job
+       SET status = ends_as, completed_at = now(), ended_by = NEW.id, updated_at = now()
+     WHERE id = NEW.parent_id;
+    -- Failed early: the chunks not started are cancelled now (SKIP LOCKED:
+    -- waiting on a chunk while holding its parent could deadlock).
+    UPDATE import_job SET status = 'cancelled', completed_at = now(), updated_at = now()
+     WHERE id IN (SELECT id FROM import_job
+                   WHERE parent_id = NEW.parent_id AND status = 'pending'
+                     FOR NO KEY UPDATE SKIP LOCKED);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER import_job_chunk_moved
+    AFTER UPDATE OF status ON import_job
+    FOR EACH ROW
+    WHEN (NEW.parent_id IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION import_job_chunk_moved();
+
+-- Every job as its readers see it: a parent with the sums of its chunks'
+-- counts and outcomes, read when asked (a chunk's flush writes its own row
+-- only), every other job as stored. The reads of sql/ select from it.
+CREATE VIEW import_job_summed AS
+SELECT job.id, job.status, job.source_type, job.filename,
+       coalesce(sums.total_rows, job.total_rows) AS total_rows,
+       coalesce(sums.processed_rows, job.processed_rows) AS processed_rows,
+       coalesce(sums.success_count, job.success_count) AS success_count,
+       coalesce(sums.error_count, job.error_count) AS error_count,
+       job.errors, job.started_at, job.completed_at, job.created_at, job.updated_at,
+       job.heartbeat_at, job.worker_id,
+       coalesce(sums.errors_dropped, job.errors_dropped) AS errors_dropped,
+       coalesce(sums.errors_logged, job.errors_logged) AS errors_logged,
+       job.checkpoint, job.source_sha256, job.source_size,
+       job.owner, job.metadata,
+       coalesce(sums.skipped_count, job.skipped_count) AS skipped_count,
+       coalesce(sums.outcomes, job.outcomes) AS outcomes,
+       job.parent_id, job.chunk, job.chunk_index, job.chunks, job.keep_going
+  FROM import_job AS job
+  LEFT JOIN LATERAL (
+      SELECT sum(chunk.total_rows)::bigint AS total_rows,
+             sum(chunk.processed_rows)::bigint AS processed_rows,
+             sum(chunk.success_count)::bigint AS success_count,
+             sum(chunk.error_count)::bigint AS error_count,
+             sum(chunk.errors_dropped)::bigint AS errors_dropped,
+             sum(chunk.errors_logged)::bigint AS errors_logged,
+             sum(chunk.skipped_count)::bigint AS skipped_count,
+             -- NULL when no chunk has an outcome: the parent's own ({}) then.
+             CASE WHEN job.chunks IS NOT NULL THEN
+                 (SELECT jsonb_object_agg(label, rows)
+                    FROM (SELECT outcome.key AS label, sum(outcome.value::bigint) AS rows
+                            FROM import_job AS counted,
+                                 jsonb_each_text(counted.outcomes) AS outcome
+                           WHERE counted.parent_id = job.id
+                           GROUP BY outcome.key) AS labelled)
+             END AS outcomes
+        FROM import_job AS chunk
+       -- Only a parent has chunks to sum: for any other job nothing is read.
+       WHERE chunk.parent_id = job.id AND job.chunks IS NOT NULL
+  ) AS sums ON true;

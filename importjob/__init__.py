@@ -11,6 +11,7 @@ The exceptions live in `importjob.exceptions`.
 
 from importjob._identity import worker_id
 from importjob.models import (
+    Chunk,
     ErrorGroup,
     ErrorPage,
     ImportJob,
@@ -28,6 +29,7 @@ from importjob.tracking import AsyncTracker, Tracker, track, track_async
 __all__ = [
     "AsyncImportJobRepository",
     "AsyncTracker",
+    "Chunk",
     "ErrorGroup",
     "ErrorPage",
     "Fingerprint",

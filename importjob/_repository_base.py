@@ -34,6 +34,7 @@ from importjob.exceptions import (
     SourceAlreadyImportedError,
 )
 from importjob.models import (
+    Chunk,
     ErrorGroup,
     ErrorPage,
     ImportJob,
@@ -249,6 +250,9 @@ class _RepositoryCore:
             )
         if job.started_at is not None:
             raise InvalidFieldError("started_at", "a new job has not started", job.started_at)
+        for name in ("parent_id", "chunk", "chunk_index", "chunks"):
+            if getattr(job, name) is not None:
+                raise InvalidFieldError(name, "is set by create_chunked", getattr(job, name))
         return {
             "id": job.id,
             "status": job.status.value,
@@ -268,6 +272,28 @@ class _RepositoryCore:
             "skipped_count": job.skipped_count,
             "outcomes": _validate.encode_json(job.outcomes),
         }
+
+    def _chunked_params(self, job: object, chunks: object, keep_going: object) -> _Params:
+        params = self._create_params(job)
+        if isinstance(chunks, str | bytes) or not isinstance(chunks, Sequence):
+            raise InvalidFieldError("chunks", "must be a list of importjob.Chunk", chunks)
+        if not chunks:
+            raise InvalidFieldError("chunks", "must hold at least one chunk", chunks)
+        pieces = []
+        for piece in chunks:
+            if not isinstance(piece, Chunk):
+                raise InvalidFieldError("chunks", "must be a list of importjob.Chunk", piece)
+            pieces.append({"total_rows": piece.total_rows, "spec": piece.spec})
+        for name in ("processed_rows", "success_count", "error_count", "skipped_count"):
+            if params[name]:
+                raise InvalidFieldError(
+                    name, "a chunked import counts its chunks' rows", params[name]
+                )
+        if not isinstance(keep_going, bool):
+            raise InvalidFieldError("keep_going", "must be True or False", keep_going)
+        params["chunks"] = _validate.encode_json(pieces)
+        params["keep_going"] = keep_going
+        return params
 
     def _create_query(self, job: object, unique_source: object) -> tuple[str, _Params]:
         params = self._create_params(job)
@@ -454,6 +480,12 @@ class _RepositoryCore:
         # that happens at most twice).
         if row is None:
             raise ImportJobNotFoundError(params["id"])
+        if row[1] is not None:
+            raise InvalidFieldError(
+                "status",
+                "a chunked import's status follows its chunks (cancel stops them all)",
+                params["status"],
+            )
         if row[0] not in params["from_statuses"]:
             raise InvalidStatusTransitionError(
                 params["id"], ImportJobStatus(row[0]), ImportJobStatus(params["status"])

@@ -171,6 +171,14 @@ def _is_outcomes(_: object, attribute: attrs.Attribute[Any], value: object) -> N
     _validate.outcomes(value, attribute.name)
 
 
+def _to_parent_id(value: object) -> uuid.UUID | None:
+    return None if value is None else _validate.job_id(value, "parent_id")
+
+
+def _is_chunk(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _validate.checkpoint(value, attribute.name)
+
+
 def _is_size(_: object, attribute: attrs.Attribute[int | None], value: object) -> None:
     if value is not None:
         _validate.count(attribute.name, value)
@@ -233,6 +241,14 @@ class ImportJob:
     per label of the application's (``"created"``, ``"duplicate"``),
     imported and skipped alike: at most 32 labels, the rows of any further
     label counted under ``"other"``.
+    A chunked import (`ImportJobRepository.create_chunked`) is a parent job
+    with ``chunks`` set, whose counts and outcomes read as the sums of its
+    chunks' and whose status follows theirs, and one job per chunk, claimed
+    by workers like any job: ``parent_id`` names its parent,
+    ``chunk_index`` is its place (from 0) and ``chunk`` the application's
+    description of the piece. ``keep_going``, on a parent: a failed chunk
+    lets the others go on (the parent fails once all ended) instead of
+    failing the import at once.
     """
 
     id: uuid.UUID = attrs.field(factory=uuid.uuid4, converter=_to_id)
@@ -259,6 +275,11 @@ class ImportJob:
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_to_metadata)
     skipped_count: int = attrs.field(default=0, validator=_is_count)
     outcomes: dict[str, int] = attrs.field(factory=dict, validator=_is_outcomes)
+    parent_id: uuid.UUID | None = attrs.field(default=None, converter=_to_parent_id)
+    chunk: Any = attrs.field(default=None, validator=_is_chunk)
+    chunk_index: int | None = attrs.field(default=None, validator=_is_size)
+    chunks: int | None = attrs.field(default=None, validator=_is_size)
+    keep_going: bool = False
 
     def __attrs_post_init__(self) -> None:
         # The same rules as the table's CHECK constraints, said first and better.
@@ -291,6 +312,22 @@ class ImportJob:
         Values are still mapped to their types (statuses to members).
         """
         return job_from_values([row[name] for name in COLUMNS])
+
+
+def _is_rows(_: object, attribute: attrs.Attribute[int], value: object) -> None:
+    _validate.count(attribute.name, value)
+
+
+@attrs.frozen
+class Chunk:
+    """One piece of a chunked import: its rows, and the application's description of it.
+
+    ``spec`` is any JSON value of at most 8 KiB (a row range, a byte range,
+    a page token), stored on the chunk's job as ``ImportJob.chunk``.
+    """
+
+    total_rows: int = attrs.field(validator=_is_rows)
+    spec: Any = attrs.field(default=None, validator=_is_chunk)
 
 
 @attrs.frozen(kw_only=True)
@@ -392,6 +429,11 @@ COLUMNS: tuple[str, ...] = tuple(field.name for field in attrs.fields(ImportJob)
     _set_metadata,
     _set_skipped_count,
     _set_outcomes,
+    _set_parent_id,
+    _set_chunk,
+    _set_chunk_index,
+    _set_chunks,
+    _set_keep_going,
 ) = (ImportJob.__dict__[name].__set__ for name in COLUMNS)
 _new = object.__new__
 
@@ -440,6 +482,11 @@ def job_as_created(job: ImportJob, stored: Sequence[Any]) -> ImportJob:
     _set_worker_id(created, None)
     _set_errors_dropped(created, 0)
     _set_errors_logged(created, 0)
+    _set_parent_id(created, None)
+    _set_chunk(created, None)
+    _set_chunk_index(created, None)
+    _set_chunks(created, None)
+    _set_keep_going(created, False)
     return created
 
 
@@ -474,4 +521,9 @@ def job_from_values(values: Sequence[Any]) -> ImportJob:
     _set_metadata(job, values[21])
     _set_skipped_count(job, values[22])
     _set_outcomes(job, values[23])
+    _set_parent_id(job, values[24])
+    _set_chunk(job, values[25])
+    _set_chunk_index(job, values[26])
+    _set_chunks(job, values[27])
+    _set_keep_going(job, values[28])
     return job

@@ -50,6 +50,7 @@ from importjob.exceptions import (
     SourceAlreadyImportedError,
 )
 from importjob.models import (
+    Chunk,
     ErrorGroup,
     ErrorPage,
     ImportJob,
@@ -165,6 +166,40 @@ class ImportJobRepository(_RepositoryCore):
         if row is None:
             return self.create(job, unique_source=True)
         raise SourceAlreadyImportedError(params["id"], params["source_sha256"], row[0])
+
+    def create_chunked(
+        self, job: ImportJob, chunks: Sequence[Chunk], *, keep_going: bool = False
+    ) -> tuple[ImportJob, list[ImportJob]]:
+        """Store a chunked import, ``job`` as the parent and one job per chunk, in one transaction.
+
+        Returns ``(parent, children)``, the chunks in order. A chunk takes
+        the parent's source type, filename, owner and metadata; the parent's
+        ``total_rows`` is the sum of the chunks'. Workers claim the chunks,
+        never the parent, whose counts read as the sums of its chunks' and
+        whose status follows theirs: processing once one starts; failed as
+        soon as one fails, its chunks not started then cancelled (with
+        ``keep_going=True``: once all ended); otherwise, with its last
+        chunk, completed, or cancelled if one was. Raises
+        `ImportJobExistsError` when a job with the parent's id exists.
+        """
+        params = self._chunked_params(job, chunks, keep_going)
+        created = self._all("create_chunked", params, job_from_values)
+        return created[0], created[1:]
+
+    def children(self, job_id: UUID | str) -> list[ImportJob]:
+        """Return the chunks of a chunked import in order, with their progress (none for a job)."""
+        return self._all("children", self._id_params(job_id), job_from_values)
+
+    def ended_import(self, chunk: ImportJob) -> ImportJob | None:
+        """Return ``chunk``'s chunked import if the end of this chunk ended it, else None.
+
+        Of a parent's chunks exactly one ended it (the transaction that
+        ended that chunk ended the parent): this is how its worker is told.
+        """
+        if chunk.parent_id is None:
+            return None
+        params = {"id": chunk.id, "parent_id": chunk.parent_id}
+        return self._one("ended_import", params, job_from_values)
 
     def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None when there is none."""
@@ -370,8 +405,14 @@ class ImportJobRepository(_RepositoryCore):
     def cancel(self, job_id: UUID | str) -> ImportJob:
         """Cancel the job (`update_status` to CANCELLED) and return it.
 
-        Its worker learns of it at its next flush.
+        Its worker learns of it at its next flush. A chunked import is
+        cancelled by cancelling its chunks not ended, in one statement: the
+        last of them ends the parent, CANCELLED.
         """
+        if self._count("cancel_chunks", self._id_params(job_id)):
+            job = self.get_by_id(job_id)
+            if job is not None:
+                return job
         return self.update_status(job_id, ImportJobStatus.CANCELLED)
 
     def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:

@@ -46,6 +46,7 @@ from importjob.exceptions import (
     SourceAlreadyImportedError,
 )
 from importjob.models import (
+    Chunk,
     ErrorGroup,
     ErrorPage,
     ImportJob,
@@ -112,6 +113,25 @@ class AsyncImportJobRepository(_RepositoryCore):
         if row is None:
             return await self.create(job, unique_source=True)
         raise SourceAlreadyImportedError(params["id"], params["source_sha256"], row[0])
+
+    async def create_chunked(
+        self, job: ImportJob, chunks: Sequence[Chunk], *, keep_going: bool = False
+    ) -> tuple[ImportJob, list[ImportJob]]:
+        """Store a chunked import in one transaction; see `ImportJobRepository.create_chunked`."""
+        params = self._chunked_params(job, chunks, keep_going)
+        created = await self._all("create_chunked", params, job_from_values)
+        return created[0], created[1:]
+
+    async def children(self, job_id: UUID | str) -> list[ImportJob]:
+        """Return the chunks of a chunked import in order; see `ImportJobRepository.children`."""
+        return await self._all("children", self._id_params(job_id), job_from_values)
+
+    async def ended_import(self, chunk: ImportJob) -> ImportJob | None:
+        """Return ``chunk``'s chunked import if this chunk's end ended it; see the sync twin."""
+        if chunk.parent_id is None:
+            return None
+        params = {"id": chunk.id, "parent_id": chunk.parent_id}
+        return await self._one("ended_import", params, job_from_values)
 
     async def get_by_id(self, job_id: UUID | str) -> ImportJob | None:
         """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
@@ -233,7 +253,16 @@ class AsyncImportJobRepository(_RepositoryCore):
         return job
 
     async def cancel(self, job_id: UUID | str) -> ImportJob:
-        """Cancel the job; see `ImportJobRepository.cancel`."""
+        """Cancel the job (`update_status` to CANCELLED) and return it.
+
+        Its worker learns of it at its next flush. A chunked import is
+        cancelled by cancelling its chunks not ended, in one statement: the
+        last of them ends the parent, CANCELLED.
+        """
+        if await self._count("cancel_chunks", self._id_params(job_id)):
+            job = await self.get_by_id(job_id)
+            if job is not None:
+                return job
         return await self.update_status(job_id, ImportJobStatus.CANCELLED)
 
     async def add_error(self, job_id: UUID | str, error: ErrorEntry) -> None:

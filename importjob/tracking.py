@@ -66,7 +66,7 @@ from importjob.exceptions import (
     InvalidFieldError,
     InvalidStatusTransitionError,
 )
-from importjob.models import ImportJobStatus
+from importjob.models import ImportJob, ImportJobStatus
 from importjob.repository import ImportJobRepository
 from importjob.repository_async import AsyncImportJobRepository
 
@@ -152,6 +152,10 @@ class _TrackerState(Generic[_Repo]):
         # failing (an exception, or past the budget): no budget is checked.
         self._final = False
         self._failing = False
+        #: The chunked import this tracker's chunk ended, once its end did:
+        #: of a parent's chunks exactly one ends it, and only its tracker has it.
+        self.ended_import: ImportJob | None = None
+        self._started: ImportJob | None = None
         # A batch sent and not acknowledged (its flush failed): sent again,
         # unchanged and with its number, before anything newer, so that the
         # job applies it once whether or not the first try reached it.
@@ -463,6 +467,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
             except InvalidStatusTransitionError as lost:
                 _ended(self.job_id, lost, ImportJobStatus.FAILED)
+            self._tell()
             raise over
 
     def _send(self) -> Advanced:
@@ -482,7 +487,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __enter__(self) -> Tracker:
-        self._repo.start(self.job_id, self.worker_id)
+        self._started = self._repo.start(self.job_id, self.worker_id)
         self._start_beating()
         return self
 
@@ -500,14 +505,22 @@ class Tracker(_TrackerState[ImportJobRepository]):
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED))
             except InvalidStatusTransitionError as lost:
                 _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
+            self._tell()
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
             try:
                 self.flush()
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED))
+                self._tell()
             except DataImportError as cleanup:
                 # The import's own exception goes on; say why the job may not show it.
                 exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
+
+    def _tell(self) -> None:
+        # A chunk ended: did its end end the chunked import? (read once)
+        started = self._started
+        if started is not None and started.parent_id is not None:
+            self.ended_import = self._call(lambda: self._repo.ended_import(started))
 
     # The idle heartbeat: a thread here, a task in the asyncio twin.
 
@@ -567,6 +580,7 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
                 )
             except InvalidStatusTransitionError as lost:
                 _ended(self.job_id, lost, ImportJobStatus.FAILED)
+            await self._tell()
             raise over
 
     async def _send(self) -> Advanced:
@@ -586,7 +600,7 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def __aenter__(self) -> AsyncTracker:
-        await self._repo.start(self.job_id, self.worker_id)
+        self._started = await self._repo.start(self.job_id, self.worker_id)
         self._start_beating()
         return self
 
@@ -606,6 +620,7 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
                 )
             except InvalidStatusTransitionError as lost:
                 _ended(self.job_id, lost, ImportJobStatus.COMPLETED)
+            await self._tell()
         elif not isinstance(exc, ImportJobStoppedError):
             self._failure(exc)
             try:
@@ -613,8 +628,14 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
                 await self._call(
                     lambda: self._repo.update_status(self.job_id, ImportJobStatus.FAILED)
                 )
+                await self._tell()
             except DataImportError as cleanup:
                 exc.add_note(f"importjob: the job could not be marked failed: {cleanup}")
+
+    async def _tell(self) -> None:
+        started = self._started
+        if started is not None and started.parent_id is not None:
+            self.ended_import = await self._call(lambda: self._repo.ended_import(started))
 
     def _start_beating(self) -> None:
         self._beater = asyncio.create_task(self._beat(), name=f"importjob-heartbeat-{self.job_id}")

@@ -6,6 +6,7 @@ WITH next_job AS (
     SELECT id
       FROM import_job
      WHERE status = 'pending'
+       AND chunks IS NULL  -- a parent is done by its chunks, never claimed
      ORDER BY created_at, id
      LIMIT 1
        FOR UPDATE SKIP LOCKED
@@ -23,4 +24,5 @@ RETURNING job.id, job.status, job.source_type, job.filename, job.total_rows,
           job.started_at, job.completed_at, job.created_at, job.updated_at,
           job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
           job.checkpoint, job.source_sha256, job.source_size,
-          job.owner, job.metadata, job.skipped_count, job.outcomes;
+          job.owner, job.metadata, job.skipped_count, job.outcomes,
+          job.parent_id, job.chunk, job.chunk_index, job.chunks, job.keep_going;

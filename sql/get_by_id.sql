@@ -4,6 +4,7 @@ SELECT id, status, source_type, filename, total_rows, processed_rows, success_co
        error_count, errors, started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
        checkpoint, source_sha256, source_size,
-       owner, metadata, skipped_count, outcomes
-  FROM import_job
+       owner, metadata, skipped_count, outcomes,
+       parent_id, chunk, chunk_index, chunks, keep_going
+  FROM import_job_summed
  WHERE id = %(id)s::uuid;

@@ -6,9 +6,11 @@ SELECT id, status, source_type, filename, total_rows, processed_rows, success_co
        error_count, errors, started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
        checkpoint, source_sha256, source_size,
-       owner, metadata, skipped_count, outcomes
-  FROM import_job
+       owner, metadata, skipped_count, outcomes,
+       parent_id, chunk, chunk_index, chunks, keep_going
+  FROM import_job_summed
  WHERE owner = %(owner)s::text
    AND status = %(status)s::text
+   AND parent_id IS NULL  -- one row an import: its chunks are read by children
  ORDER BY created_at, id
  LIMIT %(limit)s::bigint;

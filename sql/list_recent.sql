@@ -13,9 +13,11 @@ SELECT id, status, source_type, filename, total_rows, processed_rows, success_co
        started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
        checkpoint, source_sha256, source_size,
-       owner, metadata, skipped_count, outcomes
-  FROM import_job
- WHERE (%(status)s::text IS NULL OR status = %(status)s::text)
+       owner, metadata, skipped_count, outcomes,
+       parent_id, chunk, chunk_index, chunks, keep_going
+  FROM import_job_summed
+ WHERE parent_id IS NULL  -- one row an import: its chunks are read by children
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
    AND (%(owner)s::text IS NULL OR owner = %(owner)s::text)
    AND (%(metadata)s::jsonb IS NULL OR metadata @> %(metadata)s::jsonb)
  ORDER BY created_at DESC, id DESC

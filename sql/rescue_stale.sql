@@ -57,6 +57,7 @@ WITH stale AS (
               job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
               job.checkpoint, job.source_sha256, job.source_size,
               job.owner, job.metadata, job.skipped_count, job.outcomes,
+              job.parent_id, job.chunk, job.chunk_index, job.chunks, job.keep_going,
               job.errors_recorded, job.error_groups, reason.entry, reason.message, reason.key,
               reason.known
 ), logged AS (
@@ -77,5 +78,6 @@ SELECT id, status, source_type, filename, total_rows, processed_rows, success_co
        error_count, errors, started_at, completed_at, created_at, updated_at,
        heartbeat_at, worker_id, errors_dropped, errors_logged,
        checkpoint, source_sha256, source_size,
-       owner, metadata, skipped_count, outcomes
+       owner, metadata, skipped_count, outcomes,
+       parent_id, chunk, chunk_index, chunks, keep_going
   FROM rescued;

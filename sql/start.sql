@@ -25,7 +25,8 @@ WITH current_job AS (
           job.started_at, job.completed_at, job.created_at, job.updated_at,
           job.heartbeat_at, job.worker_id, job.errors_dropped, job.errors_logged,
           job.checkpoint, job.source_sha256, job.source_size,
-          job.owner, job.metadata, job.skipped_count, job.outcomes
+          job.owner, job.metadata, job.skipped_count, job.outcomes,
+          job.parent_id, job.chunk, job.chunk_index, job.chunks, job.keep_going
 )
 SELECT current_job.status AS previous_status, changed.*
   FROM current_job

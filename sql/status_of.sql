@@ -4,7 +4,7 @@
 -- concurrent update of other columns): the status that refused the
 -- transition, or one the job moved on to since.
 -- Returns no row when no job has this id.
-SELECT status
+SELECT status, chunks
   FROM import_job
  WHERE id = %(id)s::uuid
    FOR SHARE;

@@ -57,6 +57,7 @@ def _schema(url: str) -> dict[str, Any]:
         tables = conn.execute(
             "SELECT table_name FROM information_schema.tables"
             " WHERE table_schema = current_schema() AND table_name NOT LIKE '%%yoyo%%'"
+            "   AND table_type = 'BASE TABLE'"
             " ORDER BY table_name"
         ).fetchall()
     return {
@@ -88,6 +89,7 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
         "ix_import_job_owner",
         "ix_import_job_owner_status",
         "ix_import_job_metadata",
+        "ix_import_job_parent",
     }
     # Shaped for list_by_status and claim_next: the filter, then the order;
     # rescue_stale reads the processing jobs through it too.
@@ -195,6 +197,8 @@ def test_no_index_covers_a_column_a_flush_writes(conn: psycopg.Connection[Any]) 
         "unique_source",
         "owner",
         "metadata",
+        "parent_id",
+        "chunk_index",
     }
     assert not indexed & FLUSH_COLUMNS
     [(options,)] = conn.execute(
@@ -260,6 +264,7 @@ def _sql_type(annotation: Any) -> tuple[str, bool]:
         int: "bigint",
         list: "jsonb",
         dict: "jsonb",
+        bool: "boolean",
         datetime: "timestamp with time zone",
     }[origin], nullable
 
@@ -276,6 +281,8 @@ BOOKKEEPING = {
     "error_groups": ["bigint", "NO", "0"],
     # Created with create(unique_source=True): its file is imported once.
     "unique_source": ["boolean", "NO", "false"],
+    # On a chunked import: the chunk whose end ended it (ended_import).
+    "ended_by": ["uuid", "YES", None],
 }
 # The tables the migrations make: the jobs, their error logs and the counts of reasons.
 TABLES = ["import_job", "import_job_error", "import_job_error_group"]
@@ -311,6 +318,12 @@ COLUMN_ORDER = [
     "metadata",
     "skipped_count",
     "outcomes",
+    "parent_id",
+    "chunk",
+    "chunk_index",
+    "chunks",
+    "keep_going",
+    "ended_by",
 ]
 
 # Values the database fills in itself, where the model leaves None until stored.

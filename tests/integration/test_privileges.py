@@ -32,6 +32,7 @@ from psycopg import errors, sql
 
 from importjob import (
     AsyncImportJobRepository,
+    Chunk,
     ImportJob,
     ImportJobRepository,
     ImportJobStatus,
@@ -62,6 +63,10 @@ APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT EXECUTE ON FUNCTION import_job_error_reasons(uuid, jsonb) TO {app}",
     # How many more entries a job's errors array takes.
     "GRANT EXECUTE ON FUNCTION import_job_errors_room(jsonb, bigint, bigint) TO {app}",
+    # A flush's rows per outcome label, added up.
+    "GRANT EXECUTE ON FUNCTION import_job_outcomes_add(jsonb, jsonb, integer) TO {app}",
+    # Every job as its readers see it: a chunked import with its chunks' sums.
+    "GRANT SELECT ON TABLE import_job_summed TO {app}",
 )
 TABLES = ("import_job", "import_job_error", "import_job_error_group")
 
@@ -192,6 +197,7 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
         started = repo.start(job.id, "worker-1")
         assert (started.status, started.worker_id) == (S.PROCESSING, "worker-1")
         assert repo.heartbeat(job.id, "worker-1") is S.PROCESSING
+        assert repo.advance(job.id, outcomes={"created": 1}) is S.PROCESSING
         done = repo.update_status(job.id, S.COMPLETED)
         assert (done.processed_rows, done.success_count, done.error_count) == (2, 1, 1)
         assert [entry.get("type") for entry in done.errors] == [
@@ -281,6 +287,25 @@ async def _async_operations(url: str) -> list[ImportJob]:
         ended = await repo.list_recent()
         assert await repo.purge_finished(timedelta(0)) == 3
         return ended
+
+
+def test_a_chunked_import_runs_as_the_app_role(deployment: Deployment) -> None:
+    with psycopg.connect(deployment.app_url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn)
+        # Stored, claimed, summed and cancelled as the app role.
+        parent, [chunk] = repo.create_chunked(
+            ImportJob(source_type="csv", filename="big.csv"), [Chunk(3, {"rows": [0, 3]})]
+        )
+        assert repo.claim_next("worker-3") == repo.children(parent.id)[0]
+        repo.advance(chunk.id, 2, 2, 0, outcomes={"created": 2})
+        summed = repo.get_by_id(parent.id)
+        assert summed is not None
+        assert (summed.status, summed.processed_rows, summed.outcomes) == (
+            S.PROCESSING,
+            2,
+            {"created": 2},
+        )
+        assert repo.cancel(parent.id).status is S.CANCELLED
 
 
 def test_the_async_repository_runs_as_the_app_role(deployment: Deployment) -> None:
