@@ -7,6 +7,7 @@ import sys
 
 from benchmarks import (
     async_calls,
+    chunks,
     error_log,
     errors,
     per_call,
@@ -38,6 +39,7 @@ SECTIONS: tuple[Section, ...] = (
     writes.SECTION,
     error_log.SECTION,
     resume.SECTION,
+    chunks.SECTION,
     web.SECTION,
 )
 
