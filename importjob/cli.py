@@ -13,6 +13,7 @@ on stderr; ``--debug`` shows the traceback.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -374,6 +375,7 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
         if job is None:
             raise ImportJobNotFoundError(job_id)
         reasons = repo.error_summary(job_id, limit=SHOWN_REASONS)
+        chunks = repo.children(job_id) if job.chunks else []
     now = datetime.now(UTC)
     elapsed, rate = _elapsed(job, now), _rate(job, now)
     if as_json:
@@ -388,6 +390,9 @@ def show(ctx: click.Context, job_id: uuid.UUID, as_json: bool) -> None:
     fields.add_row("progress", _progress_text(job))
     fields.add_row("elapsed", "-" if elapsed is None else f"{elapsed:.1f}s")
     fields.add_row("rate", "-" if rate is None else f"{rate:.1f} rows/s")
+    if chunks:
+        by_status = collections.Counter(chunk.status.value for chunk in chunks)
+        fields.add_row("chunks by status", ", ".join(f"{n} {s}" for s, n in by_status.items()))
     console = _console()
     console.print(fields)
     if reasons:

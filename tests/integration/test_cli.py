@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import Chunk, ImportJob, ImportJobRepository, ImportJobStatus
 from importjob.exceptions import ImportValidationError, ParseError
 from importjob.schema import migration_ids
 
@@ -200,6 +200,27 @@ def test_show_gives_the_owner_metadata_and_outcomes(db_url: str, repo: ImportJob
     as_json = json.loads(importjob("show", str(job.id), "--json", url=db_url).stdout)
     assert (as_json["owner"], as_json["metadata"]) == ("acme", {"ds": "faq"})
     assert (as_json["skipped_count"], as_json["outcomes"]["duplicate"]) == (2, 2)
+
+
+def test_show_of_a_chunked_import_gives_its_sums_and_its_chunks(
+    db_url: str, repo: ImportJobRepository
+) -> None:
+    parent, chunks = repo.create_chunked(
+        ImportJob(source_type="csv", filename="big.csv"), [Chunk(5), Chunk(5), Chunk(5)]
+    )
+    repo.start(chunks[0].id, "w1")
+    repo.advance(chunks[0].id, 5, 5, 0)
+    repo.update_status(chunks[0].id, ImportJobStatus.COMPLETED)
+    repo.start(chunks[1].id, "w2")
+    repo.advance(chunks[1].id, 2, 1, 1)
+    shown = importjob("show", str(parent.id), url=db_url)
+    assert shown.returncode == 0, shown.stderr
+    lines = [line.strip() for line in shown.stdout.splitlines()]
+    [by_status] = [line for line in lines if line.startswith("chunks by status")]
+    fields = dict(line.split(None, 1) for line in lines if line and line != by_status)
+    shown_counts = (fields["status"], fields["processed_rows"], fields["chunks"])
+    assert shown_counts == ("processing", "7", "3")
+    assert by_status.split(None, 3)[3] == "1 completed, 1 processing, 1 pending"
 
 
 def test_show(db_url: str, jobs: list[ImportJob]) -> None:
