@@ -10,7 +10,12 @@ import psycopg
 import pytest
 
 from importjob import Chunk, ImportJob, ImportJobRepository, ImportJobStatus, track
-from importjob.exceptions import ImportJobExistsError, InvalidFieldError
+from importjob.exceptions import (
+    ImportJobExistsError,
+    ImportValidationError,
+    InvalidFieldError,
+    ParseError,
+)
 
 S = ImportJobStatus
 
@@ -248,3 +253,20 @@ def test_a_parent_with_counts_or_an_existing_id_is_refused(
     with pytest.raises(ImportJobExistsError):
         repo.create_chunked(_parent(id=existing.id), [Chunk(1), Chunk(2)])
     assert _count(conn) == 1
+
+
+def test_error_summary_of_a_parent_sums_its_chunks_reasons(side: Any) -> None:
+    parent, (a, b) = side.create_chunked(_parent(), [Chunk(3), Chunk(3)])
+    for chunk, rows in ((a, (1, 2)), (b, (1,))):
+        with side.track(chunk.id, every_rows=1) as t:
+            for row in rows:
+                t.failed(ImportValidationError(row, "answer", "must not be empty"))
+            t.failed(ParseError(9, f"bad quote in {chunk.chunk_index}"))
+    groups = {(g.type, g.message): g.count for g in side.error_summary(parent.id)}
+    assert groups == {
+        ("ImportValidationError", "must not be empty"): 3,
+        ("ParseError", "bad quote in 0"): 1,
+        ("ParseError", "bad quote in 1"): 1,
+    }
+    assert side.get_by_id(parent.id).error_count == 5
+    assert [g.count for g in side.error_summary(a.id)] == [2, 1]
