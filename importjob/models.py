@@ -314,10 +314,6 @@ class ImportJob:
         return job_from_values([row[name] for name in COLUMNS])
 
 
-def _is_rows(_: object, attribute: attrs.Attribute[int], value: object) -> None:
-    _validate.count(attribute.name, value)
-
-
 @attrs.frozen
 class Chunk:
     """One piece of a chunked import: its rows, and the application's description of it.
@@ -326,7 +322,7 @@ class Chunk:
     a page token), stored on the chunk's job as ``ImportJob.chunk``.
     """
 
-    total_rows: int = attrs.field(validator=_is_rows)
+    total_rows: int = attrs.field(validator=_is_count)
     spec: Any = attrs.field(default=None, validator=_is_chunk)
 
 
