@@ -12,8 +12,10 @@
 -- job's entries by reason, so that error_summary is exact at any size.
 --
 -- A chunked import is a parent row and one row per chunk (parent_id): the
--- view import_job_summed reads the parent as the sums of its chunks, and
--- the trigger import_job_chunk_moved moves its status with theirs.
+-- parent's row keeps the sums of its chunks that are not processing, the
+-- view import_job_summed adds the processing ones, and the trigger
+-- import_job_chunk_moved keeps those sums and moves the parent's status
+-- with its chunks'.
 --
 -- Every rule a row must keep is a CHECK constraint named
 -- import_job_<column>_check: importjob.exceptions.InvalidFieldError names
@@ -145,6 +147,9 @@ CREATE INDEX ix_import_job_metadata ON import_job USING gin (metadata jsonb_path
 -- A parent's chunks in order: its sums, children(), the end of its last chunk.
 CREATE INDEX ix_import_job_parent ON import_job (parent_id, chunk_index)
     WHERE parent_id IS NOT NULL;
+-- A parent's processing chunks, which a read of the parent adds to its sums.
+CREATE INDEX ix_import_job_processing_chunk ON import_job (parent_id)
+    WHERE parent_id IS NOT NULL AND status = 'processing';
 
 -- Every error entry a job records, numbered from 1 in recording order: its
 -- own table, so a job's row never rewrites a value that grows.
@@ -280,25 +285,66 @@ CREATE TRIGGER import_job_notify
     WHEN (OLD.watched_until > now())
     EXECUTE FUNCTION import_job_notify();
 
--- A chunk's status moved: its parent follows, under the parent's row lock,
--- so that of the transactions ending chunks exactly one ends the parent.
--- The lock is taken after the chunk's (every writer goes chunk, then
--- parent), and only when a chunk starts or ends: a flush never waits on it.
+-- A chunk changed: its parent's sums take what changed of the chunk's
+-- counts outside processing (a processing chunk is summed when read), and
+-- when its status moved the parent follows, under the parent's row lock so
+-- that of the transactions ending chunks exactly one ends the parent. The
+-- lock is taken after the chunk's (every writer goes chunk, then parent).
 -- The parent becomes processing when a chunk starts; failed as soon as a
 -- chunk fails (unless keep_going), its chunks not started cancelled then
--- (a running one goes on to its own end); otherwise it ends with its last
--- chunk: failed if one failed,
--- cancelled if one was, completed if all completed. ended_by keeps the
--- chunk whose transaction ended it, so that one worker is told.
+-- (a running one at its next flush); otherwise it ends with its last
+-- chunk: failed if one failed, cancelled if one was, completed if all
+-- completed. ended_by keeps the chunk whose transaction ended it, so that
+-- one worker is told.
 CREATE FUNCTION import_job_chunk_moved() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     parent record;
     ends_as text;
+    -- What the parent holds of this chunk, before and after: its counts
+    -- unless it is processing.
+    was import_job := CASE WHEN OLD.status = 'processing' THEN NULL ELSE OLD END;
+    now_is import_job := CASE WHEN NEW.status = 'processing' THEN NULL ELSE NEW END;
 BEGIN
     SELECT status, keep_going INTO parent
       FROM import_job WHERE id = NEW.parent_id FOR NO KEY UPDATE;
-    IF parent.status IN ('completed', 'failed', 'cancelled') THEN
+    IF (was.total_rows, was.processed_rows, was.success_count, was.error_count,
+        was.skipped_count, was.errors_logged, was.errors_dropped, was.outcomes)
+       IS DISTINCT FROM
+       (now_is.total_rows, now_is.processed_rows, now_is.success_count, now_is.error_count,
+        now_is.skipped_count, now_is.errors_logged, now_is.errors_dropped, now_is.outcomes)
+    THEN
+        UPDATE import_job
+           SET total_rows = total_rows + coalesce(now_is.total_rows, 0)
+                                       - coalesce(was.total_rows, 0),
+               processed_rows = processed_rows + coalesce(now_is.processed_rows, 0)
+                                               - coalesce(was.processed_rows, 0),
+               success_count = success_count + coalesce(now_is.success_count, 0)
+                                             - coalesce(was.success_count, 0),
+               error_count = error_count + coalesce(now_is.error_count, 0)
+                                         - coalesce(was.error_count, 0),
+               skipped_count = skipped_count + coalesce(now_is.skipped_count, 0)
+                                             - coalesce(was.skipped_count, 0),
+               errors_logged = errors_logged + coalesce(now_is.errors_logged, 0)
+                                             - coalesce(was.errors_logged, 0),
+               errors_dropped = errors_dropped + coalesce(now_is.errors_dropped, 0)
+                                               - coalesce(was.errors_dropped, 0),
+               -- Label by label; a label whose rows all left goes.
+               outcomes = (SELECT coalesce(jsonb_object_agg(label, rows), '{}'::jsonb)
+                             FROM (SELECT key AS label, sum(value) AS rows
+                                     FROM (SELECT key, value::bigint AS value
+                                             FROM jsonb_each_text(outcomes)
+                                           UNION ALL
+                                           SELECT key, value::bigint
+                                             FROM jsonb_each_text(now_is.outcomes)
+                                           UNION ALL
+                                           SELECT key, -value::bigint
+                                             FROM jsonb_each_text(was.outcomes)) AS moved
+                                    GROUP BY key) AS summed
+                            WHERE rows <> 0)
+         WHERE id = NEW.parent_id;
+    END IF;
+    IF OLD.status = NEW.status OR parent.status IN ('completed', 'failed', 'cancelled') THEN
         RETURN NULL;
     END IF;
     IF NEW.status = 'processing' THEN
@@ -332,29 +378,32 @@ BEGIN
 END
 $$;
 
+-- Every change of a chunk but a processing chunk's flush, the one write
+-- that must not wait on its parent.
 CREATE TRIGGER import_job_chunk_moved
-    AFTER UPDATE OF status ON import_job
+    AFTER UPDATE ON import_job
     FOR EACH ROW
-    WHEN (NEW.parent_id IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
+    WHEN (NEW.parent_id IS NOT NULL
+          AND (OLD.status IS DISTINCT FROM NEW.status OR NEW.status <> 'processing'))
     EXECUTE FUNCTION import_job_chunk_moved();
 
--- Every job as its readers see it: a parent with the sums of its chunks'
--- counts and outcomes, read when asked (a chunk's flush writes its own row
--- only), every other job as stored. The reads of sql/ select from it.
+-- Every job as its readers see it: a parent with the sums its row keeps
+-- plus its processing chunks' counts and outcomes, every other job as
+-- stored. The reads of sql/ select from it.
 CREATE VIEW import_job_summed AS
 SELECT job.id, job.status, job.source_type, job.filename,
-       coalesce(sums.total_rows, job.total_rows) AS total_rows,
-       coalesce(sums.processed_rows, job.processed_rows) AS processed_rows,
-       coalesce(sums.success_count, job.success_count) AS success_count,
-       coalesce(sums.error_count, job.error_count) AS error_count,
+       job.total_rows + coalesce(live.total_rows, 0) AS total_rows,
+       job.processed_rows + coalesce(live.processed_rows, 0) AS processed_rows,
+       job.success_count + coalesce(live.success_count, 0) AS success_count,
+       job.error_count + coalesce(live.error_count, 0) AS error_count,
        job.errors, job.started_at, job.completed_at, job.created_at, job.updated_at,
        job.heartbeat_at, job.worker_id,
-       coalesce(sums.errors_dropped, job.errors_dropped) AS errors_dropped,
-       coalesce(sums.errors_logged, job.errors_logged) AS errors_logged,
+       job.errors_dropped + coalesce(live.errors_dropped, 0) AS errors_dropped,
+       job.errors_logged + coalesce(live.errors_logged, 0) AS errors_logged,
        job.checkpoint, job.source_sha256, job.source_size,
        job.owner, job.metadata,
-       coalesce(sums.skipped_count, job.skipped_count) AS skipped_count,
-       coalesce(sums.outcomes, job.outcomes) AS outcomes,
+       job.skipped_count + coalesce(live.skipped_count, 0) AS skipped_count,
+       coalesce(live.outcomes, job.outcomes) AS outcomes,
        job.parent_id, job.chunk, job.chunk_index, job.chunks, job.keep_going
   FROM import_job AS job
   LEFT JOIN LATERAL (
@@ -365,16 +414,21 @@ SELECT job.id, job.status, job.source_type, job.filename,
              sum(chunk.errors_dropped)::bigint AS errors_dropped,
              sum(chunk.errors_logged)::bigint AS errors_logged,
              sum(chunk.skipped_count)::bigint AS skipped_count,
-             -- NULL when no chunk has an outcome: the parent's own ({}) then.
-             CASE WHEN job.chunks IS NOT NULL THEN
-                 (SELECT jsonb_object_agg(label, rows)
+             -- The parent's outcomes and its processing chunks', label by
+             -- label (NULL when no chunk is processing: the parent's own).
+             CASE WHEN count(*) > 0 THEN
+                 (SELECT coalesce(jsonb_object_agg(label, rows), '{}'::jsonb)
                     FROM (SELECT outcome.key AS label, sum(outcome.value::bigint) AS rows
-                            FROM import_job AS counted,
-                                 jsonb_each_text(counted.outcomes) AS outcome
-                           WHERE counted.parent_id = job.id
+                            FROM (SELECT job.outcomes
+                                  UNION ALL
+                                  SELECT counted.outcomes FROM import_job AS counted
+                                   WHERE counted.parent_id = job.id
+                                     AND counted.status = 'processing') AS held,
+                                 jsonb_each_text(held.outcomes) AS outcome
                            GROUP BY outcome.key) AS labelled)
              END AS outcomes
         FROM import_job AS chunk
-       -- Only a parent has chunks to sum: for any other job nothing is read.
-       WHERE chunk.parent_id = job.id AND job.chunks IS NOT NULL
-  ) AS sums ON true;
+       -- Only a parent has chunks to add: for any other job nothing is read.
+       WHERE chunk.parent_id = job.id AND chunk.status = 'processing'
+         AND job.chunks IS NOT NULL
+  ) AS live ON true;

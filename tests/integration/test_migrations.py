@@ -90,7 +90,13 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
         "ix_import_job_owner_status",
         "ix_import_job_metadata",
         "ix_import_job_parent",
+        "ix_import_job_processing_chunk",
     }
+    # A read of a parent adds its processing chunks, found without reading
+    # the others; a flush moves neither column, so it stays HOT.
+    assert indexes["ix_import_job_processing_chunk"].endswith(
+        "(parent_id) WHERE ((parent_id IS NOT NULL) AND (status = 'processing'::text))"
+    )
     # Shaped for list_by_status and claim_next: the filter, then the order;
     # rescue_stale reads the processing jobs through it too.
     assert indexes["ix_import_job_status"].endswith("(status, created_at, id)")

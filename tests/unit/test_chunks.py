@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import csv
+import io
+import json
+import random
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -11,9 +18,12 @@ import pytest
 
 from importjob import Chunk, ImportJob, ImportJobRepository, ImportJobStatus, track
 from importjob.exceptions import (
+    ImportJobCancelledError,
     ImportJobExistsError,
+    ImportJobStoppedError,
     ImportValidationError,
     InvalidFieldError,
+    InvalidStatusTransitionError,
     ParseError,
 )
 
@@ -114,10 +124,99 @@ def test_a_failed_chunk_fails_the_import_at_once_and_cancels_the_chunks_not_star
     assert t.ended_import is not None
     assert t.ended_import.status is S.FAILED
     assert side.get_by_id(parent.id).status is S.FAILED
-    # Not started: cancelled with it; running: goes on to its own end.
+    # Not started: cancelled with it; running: cancelled by its next flush,
+    # which still counts what it carries.
     assert [j.status for j in side.children(parent.id)] == [S.FAILED, S.PROCESSING, S.CANCELLED]
-    side.update_status(b.id, S.COMPLETED)
-    assert side.get_by_id(parent.id).status is S.FAILED
+    assert side.advance(b.id, 1, 1, 0) is S.CANCELLED
+    assert [j.status for j in side.children(parent.id)] == [S.FAILED, S.CANCELLED, S.CANCELLED]
+    read = side.get_by_id(parent.id)
+    assert (read.status, read.processed_rows) == (S.FAILED, 1)
+
+
+def test_a_chunk_s_worker_stops_at_its_next_flush_once_its_import_failed(side: Any) -> None:
+    parent, (a, b) = side.create_chunked(_parent(), [Chunk(5), Chunk(5)])
+    with pytest.raises(ImportJobCancelledError), side.track(b.id, every_rows=1) as t:
+        t.ok()
+        side.start(a.id, "w1")
+        side.update_status(a.id, S.FAILED)
+        t.ok()
+        t.ok()  # pragma: no cover - the flush before stopped the import
+    assert t.ended_import is None
+    assert [j.status for j in side.children(parent.id)] == [S.FAILED, S.CANCELLED]
+    assert [j.processed_rows for j in side.children(parent.id)] == [0, 2]
+    assert side.get_by_id(parent.id).processed_rows == 2
+
+
+def test_a_plain_job_s_flush_never_cancels_it(side: Any) -> None:
+    job = side.create(_parent())
+    side.start(job.id, "w1")
+    assert side.advance(job.id, 1, 1, 0) is S.PROCESSING
+
+
+def test_the_sums_stay_exact_through_every_move_of_every_chunk(
+    repo: ImportJobRepository, conn: psycopg.Connection[Any]
+) -> None:
+    # Every way a chunk's counts or status can change, in a random order:
+    # after each, the parent reads as the exact sums of its chunks.
+    rng = random.Random(7)  # noqa: S311 - a reproducible order, not a secret
+    parent, _ = repo.create_chunked(
+        _parent(), [Chunk(rng.randrange(50)) for _ in range(6)], keep_going=True
+    )
+
+    def stale(job: ImportJob) -> None:
+        conn.execute(
+            "UPDATE import_job SET heartbeat_at = now() - interval '1 hour' WHERE id = %s",
+            (job.id,),
+        )
+        repo.rescue_stale(timedelta(minutes=5), requeue=rng.random() < 0.7)
+
+    moves: list[Callable[[ImportJob], object]] = [
+        lambda job: repo.start(job.id, "w"),
+        lambda job: repo.advance(
+            job.id, 3, 1, 1, skipped=1, outcomes={rng.choice("abc"): 2}, entries=[{"row": 1}]
+        ),
+        lambda job: repo.update_progress(job.id, 9, 5, 4, total=rng.randrange(60)),
+        lambda job: repo.add_error(job.id, {"type": "ParseError", "message": "bad"}),
+        lambda job: repo.update_status(job.id, rng.choice([S.COMPLETED, S.FAILED])),
+        stale,
+        lambda job: repo.cancel(job.id),
+    ]
+    for _ in range(300):
+        job = rng.choice(repo.children(parent.id))
+        # A move the job's status refuses changes nothing.
+        with contextlib.suppress(InvalidStatusTransitionError, ImportJobStoppedError):
+            rng.choice(moves)(job)
+        chunks = repo.children(parent.id)
+        read = _read(repo, parent.id)
+        for name in (
+            "total_rows",
+            "processed_rows",
+            "success_count",
+            "error_count",
+            "skipped_count",
+            "errors_logged",
+            "errors_dropped",
+        ):
+            assert getattr(read, name) == sum(getattr(c, name) for c in chunks), name
+        summed: collections.Counter[str] = collections.Counter()
+        for chunk in chunks:
+            summed.update(chunk.outcomes)
+        assert read.outcomes == dict(summed)
+
+
+def test_the_metrics_count_a_chunked_import_s_rows_once(repo: ImportJobRepository) -> None:
+    _, (a, b) = repo.create_chunked(_parent(), [Chunk(5), Chunk(5)])
+    repo.start(a.id, "w1")
+    repo.advance(a.id, 4, 3, 1, skipped=0)
+    repo.update_status(a.id, S.COMPLETED)
+    repo.start(b.id, "w2")
+    repo.advance(b.id, 2, 1, 0, skipped=1)
+    metrics = repo.job_metrics()
+    assert (metrics[S.COMPLETED].processed_rows, metrics[S.COMPLETED].failed_rows) == (4, 1)
+    # The parent (processing) counts as a job, its rows on its chunks only.
+    assert metrics[S.PROCESSING].jobs == 2
+    assert metrics[S.PROCESSING].processed_rows == 2
+    assert metrics[S.PROCESSING].skipped_rows == 1
 
 
 def test_with_keep_going_the_import_fails_once_all_chunks_ended(side: Any) -> None:
@@ -270,3 +369,40 @@ def test_error_summary_of_a_parent_sums_its_chunks_reasons(side: Any) -> None:
     }
     assert side.get_by_id(parent.id).error_count == 5
     assert [g.count for g in side.error_summary(a.id)] == [2, 1]
+
+
+def test_export_errors_of_a_parent_holds_every_chunk_s_entries_in_chunk_order(
+    side: Any,
+) -> None:
+    parent, (a, b, c) = side.create_chunked(_parent(), [Chunk(3), Chunk(3), Chunk(3)])
+    # Recorded out of chunk order: the export orders them by chunk, then by
+    # each chunk's recording order.
+    for chunk, rows in ((c, (7, 8)), (a, (2, 1)), (b, ())):
+        with side.track(chunk.id, every_rows=1) as t:
+            for row in rows:
+                t.failed(ImportValidationError(row, "answer", f"empty in {chunk.chunk_index}"))
+    jsonl = io.BytesIO()
+    assert side.export_errors(parent.id, jsonl, format="jsonl") == 4
+    entries = [json.loads(line) for line in jsonl.getvalue().splitlines()]
+    assert [(e["row"], e["message"]) for e in entries] == [
+        (2, "empty in 0"),
+        (1, "empty in 0"),
+        (7, "empty in 2"),
+        (8, "empty in 2"),
+    ]
+    out = io.BytesIO()
+    assert side.export_errors(parent.id, out) == 4
+    lines = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    assert [(line["n"], line["row"]) for line in lines] == [
+        ("1", "2"),
+        ("2", "1"),
+        ("3", "7"),
+        ("4", "8"),
+    ]
+    # A chunk's own export is its log alone, numbered as recorded.
+    own = io.BytesIO()
+    assert side.export_errors(c.id, own) == 2
+    assert [line["n"] for line in csv.DictReader(io.StringIO(own.getvalue().decode()))] == [
+        "1",
+        "2",
+    ]
