@@ -453,6 +453,13 @@ class _RepositoryCore:
         return name, params, _ExportSink(out)
 
     @staticmethod
+    def _export_of(name: str, params: _Params, job: ImportJob | None) -> str:
+        if job is None:
+            raise ImportJobNotFoundError(params["id"])
+        # A chunked import's log is its chunks'.
+        return name if job.chunks is None else f"{name}_chunked"
+
+    @staticmethod
     def _recent_params(
         status: object, limit: object, with_errors: object, owner: object, metadata: object
     ) -> _Params:

@@ -335,7 +335,9 @@ class ImportJobRepository(_RepositoryCore):
         in ``errors_dropped``, and so are ``entries_dropped`` entries the
         caller already left out. With ``worker_id``, a processing job records
         that worker and its heartbeat. Counts are added whatever the status:
-        the returned status tells a worker whether to go on.
+        the returned status tells a worker whether to go on. A processing
+        chunk whose chunked import has failed or been cancelled is
+        cancelled by this call (its counts still added).
 
         ``batch_id`` makes the call safe to repeat: a ``(key, number)`` pair,
         the key unique to one writer (a tracker uses a random one), the number
@@ -536,14 +538,16 @@ class ImportJobRepository(_RepositoryCore):
         ``message``, ``value`` and ``entry`` (the whole entry as JSON);
         ``format="jsonl"``: one entry, as a JSON object, per line. Streamed by
         PostgreSQL's ``COPY ... TO STDOUT`` in one statement and handed to
-        ``out`` in 64 KiB chunks: constant memory. Raises `InvalidFieldError`
+        ``out`` in 64 KiB chunks: constant memory. A chunked import's export
+        holds the entries of every chunk, in chunk order and then in each
+        chunk's recording order (``n`` numbers them in that order). Raises
+        `InvalidFieldError`
         for an unknown format or a closed or text-mode ``out`` and
         `ImportJobNotFoundError` when no job has this id (writing nothing).
         """
         name, params, sink = self._export_query(job_id, out, format)
-        rows = self._copy(name, params, sink)
-        if rows == 0 and self._one("get_by_id", params, _values) is None:
-            raise ImportJobNotFoundError(params["id"])
+        job = self._one("get_by_id", params, job_from_values)
+        rows = self._copy(self._export_of(name, params, job), params, sink)
         sink.close()
         return rows
 

@@ -337,9 +337,8 @@ class AsyncImportJobRepository(_RepositoryCore):
     ) -> int:
         """Write the job's error log to ``out``; see `ImportJobRepository.export_errors`."""
         name, params, sink = self._export_query(job_id, out, format)
-        rows = await self._copy(name, params, sink)
-        if rows == 0 and await self._one("get_by_id", params, _values) is None:
-            raise ImportJobNotFoundError(params["id"])
+        job = await self._one("get_by_id", params, job_from_values)
+        rows = await self._copy(self._export_of(name, params, job), params, sink)
         sink.close()
         return rows
 
