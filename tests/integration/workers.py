@@ -178,6 +178,32 @@ def watch(url: str, job_id: str) -> None:
         print("seen", job.processed_rows, flush=True)
 
 
+def chunks(url: str, row_seconds: str) -> None:
+    """Claim chunks forever and import their rows from their checkpoints.
+
+    Prints ``ready WORKER_ID`` first, ``claimed CHUNK`` on each claim and
+    ``told PARENT STATUS`` when the end of its chunk ended the chunked
+    import. Runs until killed.
+    """
+    repo = _repo(url)
+    pause = float(row_seconds)
+    print("ready", worker_id(), flush=True)
+    while True:
+        job = repo.claim_next()
+        if job is None:
+            time.sleep(0.02)
+            continue
+        print("claimed", job.id, flush=True)
+        done = job.checkpoint["row"] if job.checkpoint else 0
+        with track(repo, job.id, every_rows=5, heartbeat_seconds=0.2) as t:
+            for row in range(done, job.total_rows):
+                time.sleep(pause)
+                t.ok(outcome="created" if row % 3 else "updated")
+                t.checkpoint({"row": row + 1})
+        if t.ended_import is not None:
+            print("told", t.ended_import.id, t.ended_import.status.value, flush=True)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "import": steady_import,
     "drive": drive,
@@ -187,6 +213,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "race": race,
     "watch": watch,
     "resume": resume,
+    "chunks": chunks,
 }
 
 if __name__ == "__main__":
