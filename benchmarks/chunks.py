@@ -114,15 +114,21 @@ def flush_line(url: str, report: Report, seconds: float, rounds: int) -> None:
 
 
 def read_line(url: str, report: Report, chunks: int, calls: int, rounds: int) -> None:
-    """Read a parent of ``chunks`` chunks (half of them with progress) against one job."""
+    """Read a parent of ``chunks`` chunks in the middle of its import against one job.
+
+    Half its chunks ended, one per worker processing, the rest pending, all
+    that started with progress and outcomes.
+    """
     conn = connect(url)
     repo = ImportJobRepository(conn)
     parent, children = repo.create_chunked(
         ImportJob(source_type="csv", filename="bench.csv"), [Chunk(100) for _ in range(chunks)]
     )
-    for child in children[: chunks // 2]:
+    for number, child in enumerate(children[: chunks // 2 + WORKERS]):
         repo.start(child.id, "bench")
         repo.advance(child.id, 10, 9, 1, outcomes={"created": 5, "updated": 4})
+        if number < chunks // 2:
+            repo.update_status(child.id, "completed")
     one = repo.create(ImportJob(source_type="csv", filename="one.csv"))
     samples: dict[str, list[int]] = {"parent": [], "one": []}
     clock = time.perf_counter_ns
