@@ -73,7 +73,8 @@ def flush_line(url: str, report: Report, seconds: float, rounds: int) -> None:
     conn = connect(url)
     repo = ImportJobRepository(conn)
     rates: dict[str, list[float]] = {"chunks": [], "jobs": []}
-    updates = hot = 0
+    updates = {"chunks": 0, "jobs": 0}
+    hot = {"chunks": 0, "jobs": 0}
     for side in alternating(("chunks", "jobs"), rounds):
         if side == "chunks":
             _, children = repo.create_chunked(
@@ -91,8 +92,8 @@ def flush_line(url: str, report: Report, seconds: float, rounds: int) -> None:
         after = _hot(conn)
         # Every flush HOT: the updates past the starts (one per job, which
         # moves the indexed status) are all heap-only.
-        updates += after[0] - before[0] - CHUNKS
-        hot += after[1] - before[1]
+        updates[side] += after[0] - before[0] - CHUNKS
+        hot[side] += after[1] - before[1]
     chunked, independent = statistics.median(rates["chunks"]), statistics.median(rates["jobs"])
     report.add(
         f"{WORKERS} processes flushing into one parent's {CHUNKS} chunks vs {CHUNKS} jobs",
@@ -102,13 +103,15 @@ def flush_line(url: str, report: Report, seconds: float, rounds: int) -> None:
         target="≥ 0.9x",
         ok=chunked / independent >= 0.9,
     )
+    # Against the same flushes into independent jobs: an update finding its
+    # page full, its dead versions not yet pruned, goes to another page.
     report.add(
-        "flushes that were HOT updates",
-        f"{hot} of ≥ {updates}",
-        "all",
+        "flushes that were HOT updates, chunks vs independent jobs",
+        f"{hot['chunks']} of ≥ {updates['chunks']}",
+        f"{hot['jobs']} of ≥ {updates['jobs']}",
         ratio=None,
         target="all",
-        ok=hot >= updates,
+        ok=hot["chunks"] >= updates["chunks"],
     )
     conn.close()
 

@@ -44,6 +44,8 @@ BEGIN
 END
 $$;
 
+DROP FUNCTION import_job_chunks_stop(uuid);
+
 CREATE TRIGGER import_job_chunk_moved
     AFTER UPDATE OF status ON import_job
     FOR EACH ROW

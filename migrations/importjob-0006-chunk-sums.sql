@@ -17,17 +17,41 @@ SET LOCAL statement_timeout = '60s';
 
 DROP TRIGGER import_job_chunk_moved ON import_job;
 
+-- Cancel the chunks not ended of a chunked import that failed, each after
+-- its parent's lock, which the caller holds (import_job_chunk_moved). A
+-- chunk in the middle of a flush is waited for: a flush never waits on the
+-- parent, so it ends in a moment, and its worker stops at its next flush.
+-- One in the middle of its own change of status waits for the parent's
+-- lock, so waiting for it would never end: past lock_timeout it is left to
+-- that change, which sees the import ended once it runs.
+CREATE FUNCTION import_job_chunks_stop(failed_id uuid) RETURNS void
+LANGUAGE plpgsql SET lock_timeout = '200ms' AS $$
+DECLARE
+    chunk_id uuid;
+BEGIN
+    FOR chunk_id IN SELECT id FROM import_job
+                     WHERE parent_id = failed_id AND status IN ('pending', 'processing') LOOP
+        BEGIN
+            UPDATE import_job SET status = 'cancelled', completed_at = now(), updated_at = now()
+             WHERE id = chunk_id AND status IN ('pending', 'processing');
+        EXCEPTION WHEN lock_not_available THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+
 -- A chunk changed: its parent's sums take what changed of the chunk's
 -- counts outside processing (a processing chunk is summed when read), and
 -- when its status moved the parent follows, under the parent's row lock so
 -- that of the transactions ending chunks exactly one ends the parent. The
 -- lock is taken after the chunk's (every writer goes chunk, then parent).
 -- The parent becomes processing when a chunk starts; failed as soon as a
--- chunk fails (unless keep_going), its chunks not started cancelled then
--- (a running one at its next flush); otherwise it ends with its last
--- chunk: failed if one failed, cancelled if one was, completed if all
--- completed. ended_by keeps the chunk whose transaction ended it, so that
--- one worker is told.
+-- chunk fails (unless keep_going), its chunks not ended cancelled then
+-- (a running one's worker stops at its next flush); otherwise it ends
+-- with its last chunk: failed if one failed, cancelled if one was,
+-- completed if all completed. ended_by keeps the chunk whose transaction
+-- ended it, so that one worker is told.
 CREATE OR REPLACE FUNCTION import_job_chunk_moved() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -76,7 +100,16 @@ BEGIN
                             WHERE rows <> 0)
          WHERE id = NEW.parent_id;
     END IF;
-    IF OLD.status = NEW.status OR parent.status IN ('completed', 'failed', 'cancelled') THEN
+    IF OLD.status = NEW.status THEN
+        RETURN NULL;
+    END IF;
+    IF parent.status IN ('completed', 'failed', 'cancelled') THEN
+        -- Started or requeued while its import ended (waiting on the lock
+        -- of the parent that import_job_chunks_stop held): cancelled.
+        IF NEW.status IN ('pending', 'processing') THEN
+            UPDATE import_job SET status = 'cancelled', completed_at = now(), updated_at = now()
+             WHERE id = NEW.id;
+        END IF;
         RETURN NULL;
     END IF;
     IF NEW.status = 'processing' THEN
@@ -100,12 +133,9 @@ BEGIN
     UPDATE import_job
        SET status = ends_as, completed_at = now(), ended_by = NEW.id, updated_at = now()
      WHERE id = NEW.parent_id;
-    -- Failed early: the chunks not started are cancelled now (SKIP LOCKED:
-    -- waiting on a chunk while holding its parent could deadlock).
-    UPDATE import_job SET status = 'cancelled', completed_at = now(), updated_at = now()
-     WHERE id IN (SELECT id FROM import_job
-                   WHERE parent_id = NEW.parent_id AND status = 'pending'
-                     FOR NO KEY UPDATE SKIP LOCKED);
+    IF ends_as = 'failed' THEN
+        PERFORM import_job_chunks_stop(NEW.parent_id);  -- failed early: the rest stop
+    END IF;
     RETURN NULL;
 END
 $$;

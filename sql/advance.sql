@@ -11,8 +11,6 @@
 -- this UPDATE, with the counts of the rows before it, so the two agree.
 -- Skipped rows add to skipped_count; rows per outcome label add to the
 -- job's outcomes (import_job_outcomes_add: past max_labels, "other").
--- A chunk of a chunked import that failed or was cancelled is cancelled
--- by its next flush.
 -- Returns the job's status, processed_rows and error_count (after the
 -- change, or as they are when the batch was applied already: a tracker's
 -- error budget reads them), or no row when no job has this id.
@@ -25,16 +23,6 @@ WITH applied AS (
            outcomes = CASE WHEN %(outcomes)s::jsonb = '{}'::jsonb THEN outcomes
                            ELSE import_job_outcomes_add(outcomes, %(outcomes)s::jsonb,
                                                         %(max_labels)s::integer) END,
-           -- A processing chunk whose chunked import has failed or been
-           -- cancelled stops at this flush: cancelled, so its worker stops
-           -- (the parent is read for chunks only, without waiting on it).
-           (status, completed_at) = (
-               SELECT CASE WHEN stops THEN 'cancelled' ELSE status END,
-                      CASE WHEN stops THEN now() ELSE completed_at END
-                 FROM (SELECT parent_id IS NOT NULL AND status = 'processing'
-                              AND (SELECT parent.status FROM import_job AS parent
-                                    WHERE parent.id = import_job.parent_id)
-                                  IN ('failed', 'cancelled') AS stops) AS chunk),
            heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
                                THEN now() ELSE heartbeat_at END,
            worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'

@@ -22,8 +22,6 @@
 -- Nothing here grows with the log or the groups: the batch's reasons are
 -- looked up by key (import_job_error_reasons), and error_groups counts the
 -- places handed out, under the row's lock.
--- A chunk of a chunked import that failed or was cancelled is cancelled
--- by its next flush.
 -- Returns the job's status, processed_rows and error_count (after the
 -- change, or as they are when the batch was applied already: a tracker's
 -- error budget reads them), or no row when no job has this id.
@@ -58,16 +56,6 @@ WITH applied AS (
                                   errors, errors_dropped, %(max_errors)s::bigint)) AS fit
                          FROM (SELECT jsonb_array_length(%(entries)s::jsonb) AS size) AS given
                       ) AS batch),
-           -- A processing chunk whose chunked import has failed or been
-           -- cancelled stops at this flush: cancelled, so its worker stops
-           -- (the parent is read for chunks only, without waiting on it).
-           (status, completed_at) = (
-               SELECT CASE WHEN stops THEN 'cancelled' ELSE status END,
-                      CASE WHEN stops THEN now() ELSE completed_at END
-                 FROM (SELECT parent_id IS NOT NULL AND status = 'processing'
-                              AND (SELECT parent.status FROM import_job AS parent
-                                    WHERE parent.id = import_job.parent_id)
-                                  IN ('failed', 'cancelled') AS stops) AS chunk),
            heartbeat_at = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'
                                THEN now() ELSE heartbeat_at END,
            worker_id = CASE WHEN %(worker_id)s::text IS NOT NULL AND status = 'processing'

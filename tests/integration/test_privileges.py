@@ -67,6 +67,8 @@ APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT EXECUTE ON FUNCTION import_job_outcomes_add(jsonb, jsonb, integer) TO {app}",
     # Every job as its readers see it: a chunked import with its chunks' sums.
     "GRANT SELECT ON TABLE import_job_summed TO {app}",
+    # A failed chunk's end stops its siblings through it.
+    "GRANT EXECUTE ON FUNCTION import_job_chunks_stop(uuid) TO {app}",
 )
 TABLES = ("import_job", "import_job_error", "import_job_error_group")
 

@@ -9,6 +9,7 @@ import io
 import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -124,11 +125,10 @@ def test_a_failed_chunk_fails_the_import_at_once_and_cancels_the_chunks_not_star
     assert t.ended_import is not None
     assert t.ended_import.status is S.FAILED
     assert side.get_by_id(parent.id).status is S.FAILED
-    # Not started: cancelled with it; running: cancelled by its next flush,
-    # which still counts what it carries.
-    assert [j.status for j in side.children(parent.id)] == [S.FAILED, S.PROCESSING, S.CANCELLED]
-    assert side.advance(b.id, 1, 1, 0) is S.CANCELLED
+    # Every chunk not ended is cancelled with it: a running one's worker
+    # hears it at its next flush, which still counts what it carries.
     assert [j.status for j in side.children(parent.id)] == [S.FAILED, S.CANCELLED, S.CANCELLED]
+    assert side.advance(b.id, 1, 1, 0) is S.CANCELLED
     read = side.get_by_id(parent.id)
     assert (read.status, read.processed_rows) == (S.FAILED, 1)
 
@@ -406,3 +406,71 @@ def test_export_errors_of_a_parent_holds_every_chunk_s_entries_in_chunk_order(
         "1",
         "2",
     ]
+
+
+def _waiting(conn: psycopg.Connection[Any], count: int) -> None:
+    """Return once ``count`` other sessions wait on a lock."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        ).fetchone()
+        if row and row[0] >= count:
+            return
+        time.sleep(0.005)
+    pytest.fail(f"{count} sessions never waited")
+
+
+def test_a_chunk_in_the_middle_of_a_flush_is_cancelled_once_it_committed(
+    repo: ImportJobRepository, conn: psycopg.Connection[Any], connect: Any
+) -> None:
+    parent, (a, b) = repo.create_chunked(_parent(), [Chunk(5), Chunk(5)])
+    repo.start(a.id, "w1")
+    repo.start(b.id, "w2")
+    flushing = connect()
+    with flushing.transaction():
+        # b's flush holds b's row, as any flush does for a moment.
+        flushing.execute(
+            "UPDATE import_job SET processed_rows = processed_rows + 1 WHERE id = %s", (b.id,)
+        )
+        failing = threading.Thread(
+            target=lambda: ImportJobRepository(connect()).update_status(a.id, S.FAILED)
+        )
+        failing.start()
+        _waiting(conn, 1)
+    failing.join()
+    assert [j.status for j in repo.children(parent.id)] == [S.FAILED, S.CANCELLED]
+    read = _read(repo, parent.id)
+    assert (read.status, read.processed_rows) == (S.FAILED, 1)
+
+
+def test_a_chunk_starting_while_its_import_fails_is_cancelled_without_a_deadlock(
+    repo: ImportJobRepository, conn: psycopg.Connection[Any], connect: Any
+) -> None:
+    parent, (a, b) = repo.create_chunked(_parent(), [Chunk(5), Chunk(5)])
+    repo.start(a.id, "w1")
+    holding = connect()
+    with holding.transaction():
+        # Hold the parent, so that a's failure, then b's start, queue for it:
+        # the failure, holding the parent, then finds b held by its start.
+        holding.execute("SELECT FROM import_job WHERE id = %s FOR NO KEY UPDATE", (parent.id,))
+        failing = threading.Thread(
+            target=lambda: ImportJobRepository(connect()).update_status(a.id, S.FAILED)
+        )
+        failing.start()
+        _waiting(conn, 1)
+        started: list[ImportJob] = []
+        starting = threading.Thread(
+            target=lambda: started.append(ImportJobRepository(connect()).start(b.id, "w2"))
+        )
+        starting.start()
+        _waiting(conn, 2)
+    failing.join()
+    starting.join()
+    # The start went through, and found its import failed: b is cancelled,
+    # so its worker stops at its first flush.
+    assert started[0].status is S.PROCESSING
+    assert [j.status for j in repo.children(parent.id)] == [S.FAILED, S.CANCELLED]
+    assert repo.advance(b.id, 1, 1, 0) is S.CANCELLED
+    assert _read(repo, parent.id).status is S.FAILED
