@@ -335,9 +335,7 @@ class ImportJobRepository(_RepositoryCore):
         in ``errors_dropped``, and so are ``entries_dropped`` entries the
         caller already left out. With ``worker_id``, a processing job records
         that worker and its heartbeat. Counts are added whatever the status:
-        the returned status tells a worker whether to go on. A processing
-        chunk whose chunked import has failed or been cancelled is
-        cancelled by this call (its counts still added).
+        the returned status tells a worker whether to go on.
 
         ``batch_id`` makes the call safe to repeat: a ``(key, number)`` pair,
         the key unique to one writer (a tracker uses a random one), the number
