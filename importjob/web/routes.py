@@ -158,6 +158,25 @@ async def api_job(request: Request) -> Response:
     return JSONResponse(job_json(job, datetime.now(UTC), reasons))
 
 
+async def _chunks(request: Request, job: ImportJob) -> list[ImportJob]:
+    if job.chunks is None:
+        return []
+    async with _repository(request) as repo:
+        return await repo.children(job.id)
+
+
+async def api_chunks(request: Request) -> Response:
+    """GET /api/jobs/{id}/chunks: a chunked import's chunks in order, with their progress."""
+    job_id = _job_id(request)
+    async with _repository(request) as repo:
+        job = await repo.get_by_id(job_id)
+        if job is None:
+            raise ImportJobNotFoundError(job_id)
+        chunks = await repo.children(job_id)
+    now = datetime.now(UTC)
+    return JSONResponse([_listed(chunk, now) for chunk in chunks])
+
+
 async def api_errors(request: Request) -> Response:
     """GET /api/jobs/{id}/errors?after=&limit=: a page of the error log, in recording order."""
     job_id = _job_id(request)
@@ -377,10 +396,12 @@ async def job_page(request: Request) -> Response:
     after = _int(request, "after", 0)
     job, reasons = await _job_with_reasons(request, job_id)
     page = await _error_page(request, job_id, after, ERRORS_PER_PAGE)
+    now = datetime.now(UTC)
     return _page(
         request,
         "job.html",
-        job=job_json(job, datetime.now(UTC), reasons),
+        job=job_json(job, now, reasons),
+        chunks=[_listed(chunk, now) for chunk in await _chunks(request, job)],
         entries=page.entries,
         after=after,
         next_after=page.next_after,
@@ -392,6 +413,7 @@ ROUTES = [
     Route("/jobs/{id}", job_page),
     Route("/api/jobs", api_jobs),
     Route("/api/jobs/{id}", api_job),
+    Route("/api/jobs/{id}/chunks", api_chunks),
     Route("/api/jobs/{id}/errors", api_errors),
     Route("/api/jobs/{id}/errors.csv", errors_csv),
     Route("/api/jobs/{id}/events", api_events),

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import httpx
 import psycopg
 import pytest
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import Chunk, ImportJob, ImportJobRepository, ImportJobStatus
 from importjob.exceptions import ImportValidationError
 from importjob.web import POOL_SIZE, is_loopback
 
@@ -176,6 +177,42 @@ def test_the_job_page_shows_metadata_escaped_and_outcomes(
     assert "created 3 · duplicate 2" in page
     assert (served["owner"], served["metadata"]) == ("<i>acme</i>", job.metadata)
     assert (served["skipped_count"], served["outcomes"]) == (2, {"created": 3, "duplicate": 2})
+
+
+def test_a_chunked_import_shows_its_sums_and_its_chunks(
+    serve: Serve, repo: ImportJobRepository
+) -> None:
+    parent, (a, b) = repo.create_chunked(
+        ImportJob(source_type="csv", filename="big.csv"),
+        [Chunk(10, {"rows": [0, 10]}), Chunk(10, {"rows": [10, 20]})],
+    )
+    repo.start(a.id, "w1")
+    repo.advance(a.id, 10, 9, 1)
+    repo.update_status(a.id, ImportJobStatus.COMPLETED)
+    repo.start(b.id, "w2")
+    repo.advance(b.id, 4, 4, 0)
+    with client(serve()) as http:
+        served = http.get(f"/api/jobs/{parent.id}").json()
+        chunks = http.get(f"/api/jobs/{parent.id}/chunks").json()
+        page = http.get(f"/jobs/{parent.id}").text
+        chunk_page = http.get(f"/jobs/{b.id}").text
+        assert http.get(f"/api/jobs/{b.id}/chunks").json() == []
+        assert http.get(f"/api/jobs/{uuid.uuid4()}/chunks").status_code == 404
+    assert (served["status"], served["processed_rows"], served["total_rows"]) == (
+        "processing",
+        14,
+        20,
+    )
+    assert (served["chunks"], served["error_count"]) == (2, 1)
+    assert [(c["chunk_index"], c["status"], c["processed_rows"]) for c in chunks] == [
+        (0, "completed", 10),
+        (1, "processing", 4),
+    ]
+    assert chunks[1]["chunk"] == {"rows": [10, 20]}
+    assert "completed 1 · processing 1" in page
+    assert f'href="/jobs/{b.id}"' in page
+    assert f'href="/jobs/{parent.id}"' in chunk_page
+    assert "chunk 2 of" in chunk_page
 
 
 def test_job_json_is_what_show_json_prints(
