@@ -19,6 +19,7 @@ import pytest
 
 from importjob import Chunk, ImportJob, ImportJobRepository, ImportJobStatus, track
 from importjob.exceptions import (
+    ErrorBudgetExceededError,
     ImportJobCancelledError,
     ImportJobExistsError,
     ImportJobStoppedError,
@@ -474,3 +475,16 @@ def test_a_chunk_starting_while_its_import_fails_is_cancelled_without_a_deadlock
     assert [j.status for j in repo.children(parent.id)] == [S.FAILED, S.CANCELLED]
     assert repo.advance(b.id, 1, 1, 0) is S.CANCELLED
     assert _read(repo, parent.id).status is S.FAILED
+
+
+def test_a_chunk_over_its_error_budget_fails_and_fails_the_import(side: Any) -> None:
+    parent, (a, _b) = side.create_chunked(_parent(), [Chunk(10), Chunk(10)])
+    with pytest.raises(ErrorBudgetExceededError), side.track(a.id, max_failures=1) as t:
+        for row in range(10):
+            t.failed(ImportValidationError(row, "answer", "must not be empty"))
+    assert t.ended_import is not None
+    assert t.ended_import.status is S.FAILED
+    chunks = side.children(parent.id)
+    assert [c.status for c in chunks] == [S.FAILED, S.CANCELLED]
+    # The budget counts the chunk's own rows: its flushes up to the refusal.
+    assert side.get_by_id(parent.id).error_count == chunks[0].error_count >= 2
