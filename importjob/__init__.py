@@ -25,6 +25,7 @@ from importjob.repository_async import AsyncImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
 from importjob.sources import Fingerprint, fingerprint
 from importjob.tracking import AsyncTracker, Tracker, track, track_async
+from importjob.worker import Worker, run_worker
 
 __all__ = [
     "AsyncImportJobRepository",
@@ -40,9 +41,11 @@ __all__ = [
     "SourceType",
     "StatusMetrics",
     "Tracker",
+    "Worker",
     "apply_migrations",
     "fingerprint",
     "rollback_migrations",
+    "run_worker",
     "track",
     "track_async",
     "worker_id",

@@ -401,6 +401,10 @@ class _RepositoryCore:
     def _start_params(self, job_id: object, worker_id: object) -> _Params:
         return {"id": _validate.job_id(job_id), **self._worker_params(worker_id)}
 
+    @staticmethod
+    def _release_params(job_id: object, worker_id: object) -> _Params:
+        return {"id": _validate.job_id(job_id), "worker_id": _validate.worker_id(worker_id)}
+
     def _rescue_params(self, older_than: object, requeue: object) -> _Params:
         if not isinstance(requeue, bool):
             raise InvalidFieldError("requeue", "must be True or False", requeue)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import importlib
 import json
+import logging
 import os
 import re
 import sys
@@ -24,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
 
 import click
@@ -60,6 +62,7 @@ from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
 from importjob.repository import EXPORT_FORMATS, ImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
 from importjob.tracking import track
+from importjob.worker import check_handler, run_worker
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE = 0, 1, 2
 # How many of a job's error reasons `show` prints, largest first.
@@ -703,3 +706,96 @@ def embedded_status() -> None:
 def embedded_stop() -> None:
     """Stop the embedded server (the next command starts it again)."""
     click.echo("stopped" if _embedded.stop() else "not running")
+
+
+def _handler(spec: str) -> Callable[..., object]:
+    """Import MODULE:FUNCTION, as uvicorn and celery do: from the current directory too."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise _CommandError(f"HANDLER: want MODULE:FUNCTION, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any error of the user's module is one line
+        raise _CommandError(f"HANDLER: cannot import {module_name}: {_first_line(exc)}") from exc
+    found: Any = module
+    for name in attribute.split("."):
+        if not hasattr(found, name):
+            raise _CommandError(f"HANDLER: {module_name} has no {attribute}")
+        found = getattr(found, name)
+    try:
+        check_handler(found)
+    except InvalidFieldError as exc:
+        raise _CommandError(f"HANDLER: {spec} {exc.message}") from exc
+    return cast(Callable[..., object], found)
+
+
+def _positive(option: str, value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise click.BadParameter("must be more than 0", param_hint=option)
+    return value
+
+
+@main.command()
+@click.argument("handler", metavar="MODULE:FUNCTION")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Jobs run at once (threads; tasks' loops for a coroutine function).",
+)
+@click.option("--database", "database_url", metavar="URL", help="As the command's --database.")
+@click.option(
+    "--stop-timeout",
+    type=_Duration(),
+    default="30s",
+    show_default=True,
+    help="On SIGTERM, how long running jobs get to hand themselves back.",
+)
+@click.option(
+    "--rescue-after",
+    type=_Duration(),
+    default="5m",
+    show_default=True,
+    help="Requeue the jobs of workers silent this long (one worker at a time).",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    *,
+    handler: str,
+    concurrency: int,
+    database_url: str | None,
+    stop_timeout: timedelta,
+    rescue_after: timedelta,
+) -> None:
+    """Claim pending jobs and run MODULE:FUNCTION(job, tracker) on each, until SIGTERM.
+
+    Picks a job up as soon as its creation commits (LISTEN), sends no
+    statement while idle, and on SIGTERM or SIGINT hands each running job
+    back to pending after its current row, for another worker to resume. A
+    second signal stops at once. One log line per job started and ended.
+    """
+    _positive("--stop-timeout", stop_timeout)
+    _positive("--rescue-after", rescue_after)
+    function = _handler(handler)
+    url = _checked_url(database_url) if database_url else _database(ctx).url
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    clean = run_worker(
+        function,
+        url,
+        concurrency=concurrency,
+        stop_timeout=stop_timeout.total_seconds(),
+        rescue_after=rescue_after,
+    )
+    if not clean:
+        # Handlers still running past --stop-timeout: their jobs stay
+        # PROCESSING, for the rescue; the process ends now all the same.
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(EXIT_OK)

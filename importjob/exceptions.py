@@ -25,6 +25,7 @@ __all__ = [
     "ImportJobDatabaseError",
     "ImportJobExistsError",
     "ImportJobNotFoundError",
+    "ImportJobReleasedError",
     "ImportJobStoppedError",
     "ImportJobTimeoutError",
     "ImportValidationError",
@@ -227,6 +228,24 @@ class ImportJobCancelledError(ImportJobStoppedError):
     def message(self) -> str:
         """Return the message, built from the job id."""
         return f"import job {self.job_id} was cancelled"
+
+
+class ImportJobReleasedError(ImportJobStoppedError):
+    """The worker stopped before the job ended, and handed it back to PENDING.
+
+    A tracker given ``stop`` raises it at the row after which ``stop()``
+    returned True (`importjob worker` on SIGTERM), once the job is PENDING
+    again with its counts and checkpoint as last flushed, for another
+    worker to claim and resume.
+    """
+
+    def __init__(self, job_id: UUID, status: str = "pending") -> None:
+        super().__init__(job_id, status)
+
+    @property
+    def message(self) -> str:
+        """Return the message, built from the job id."""
+        return f"import job {self.job_id} was handed back to pending: its worker is stopping"
 
 
 class ErrorBudgetExceededError(ImportJobStoppedError):

@@ -9,8 +9,10 @@ Lifecycle of `ImportJobStatus`::
        └──> CANCELLED
 
 COMPLETED, FAILED and CANCELLED are terminal: a job never leaves them.
-`ImportJobRepository.rescue_stale` with ``requeue=True`` is the one way back
-from PROCESSING to PENDING, for a job whose worker was lost.
+Two ways lead back from PROCESSING to PENDING, for another worker to resume
+the job: `ImportJobRepository.rescue_stale` with ``requeue=True``, for a job
+whose worker was lost, and `ImportJobRepository.release`, for one whose
+worker is stopping.
 Entering PROCESSING sets ``started_at``; entering a terminal status sets
 ``completed_at``. The repository does both in the statement that changes the
 status, with the database's clock.

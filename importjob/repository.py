@@ -464,6 +464,16 @@ class ImportJobRepository(_RepositoryCore):
         """
         return self._all("rescue_stale", self._rescue_params(older_than, requeue), job_from_values)
 
+    def release(self, job_id: UUID | str, worker_id: str) -> ImportJob | None:
+        """Hand a PROCESSING job of ``worker_id`` back to PENDING, to be claimed and resumed.
+
+        For a worker that stops before the job ends: counts, checkpoint and
+        error entries stay as last flushed. Returns the job, or None when no
+        PROCESSING job of this worker has this id (it ended, or was rescued
+        and claimed by another worker).
+        """
+        return self._one("release", self._release_params(job_id, worker_id), job_from_values)
+
     def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
         """Delete the ended jobs that completed before ``older_than`` ago; return how many.
 

@@ -291,6 +291,10 @@ class AsyncImportJobRepository(_RepositoryCore):
             "rescue_stale", self._rescue_params(older_than, requeue), job_from_values
         )
 
+    async def release(self, job_id: UUID | str, worker_id: str) -> ImportJob | None:
+        """Hand a job back to PENDING; see `ImportJobRepository.release`."""
+        return await self._one("release", self._release_params(job_id, worker_id), job_from_values)
+
     async def purge_finished(self, older_than: timedelta, batch: int = 1000) -> int:
         """Delete old ended jobs in batches; see `ImportJobRepository.purge_finished`."""
         params = self._purge_params(older_than, batch)

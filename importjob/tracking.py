@@ -38,6 +38,11 @@ checkpoint counts no row twice.
 against the job's counts at each flush: past it, the tracker ends the job
 FAILED with an ``ErrorBudgetExceededError`` entry and raises that error in
 the worker.
+
+``stop``, a callable asked after each row (`importjob.Worker` passes its
+stopping flag), stops the import early: once it returns True, the tracker
+flushes, hands the job back to PENDING with its counts and checkpoint
+(`ImportJobRepository.release`) and raises ``ImportJobReleasedError``.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from importjob.exceptions import (
     ErrorBudgetExceededError,
     ImportJobCancelledError,
     ImportJobDatabaseError,
+    ImportJobReleasedError,
     ImportJobStoppedError,
     InvalidFieldError,
     InvalidStatusTransitionError,
@@ -105,6 +111,7 @@ class _TrackerState(Generic[_Repo]):
         max_failures: int | None = None,
         max_failure_rate: float | None = None,
         min_rows: int = 100,
+        stop: Callable[[], bool] | None = None,
     ) -> None:
         self._repo: _Repo = repo
         self.job_id = _validate.job_id(job_id)
@@ -128,6 +135,10 @@ class _TrackerState(Generic[_Repo]):
             else _validate.rate("max_failure_rate", max_failure_rate)
         )
         self._min_rows = _validate.count("min_rows", min_rows)
+        if stop is not None and not callable(stop):
+            raise InvalidFieldError("stop", "must be a callable returning True to stop", stop)
+        # Asked after each row: True hands the job back (a worker stopping).
+        self._stop_asked = stop
         # Every entry goes to the job's error log (up to its limit): the
         # buffer keeps as many as the log could take.
         self._max_entries = repo.error_log_limit
@@ -423,7 +434,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
         `ImportJobStoppedError`) when a flush finds the job ended by
         someone else.
         """
-        if self._count_ok(n, outcome):
+        if self._count_ok(n, outcome) or (self._stop_asked is not None and self._stop_asked()):
             self.flush()
 
     def skipped(self, reason: str | BaseException) -> None:
@@ -436,7 +447,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
         of the job's error log, as a failure's is, marked ``"skipped":
         true``, so a person can see which rows were duplicates of what.
         """
-        if self._count_skipped(reason):
+        if self._count_skipped(reason) or (self._stop_asked is not None and self._stop_asked()):
             self.flush()
 
     def failed(self, error: ErrorEntry) -> None:
@@ -444,7 +455,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
 
         ``error`` is an import exception or a JSON-serializable dict.
         """
-        if self._count_failed(error):
+        if self._count_failed(error) or (self._stop_asked is not None and self._stop_asked()):
             self.flush()
 
     def flush(self) -> None:
@@ -469,6 +480,12 @@ class Tracker(_TrackerState[ImportJobRepository]):
                 _ended(self.job_id, lost, ImportJobStatus.FAILED)
             self._tell()
             raise over
+        if self._stop_asked is not None and not self._final and self._stop_asked():
+            # The worker is stopping: the job goes back to PENDING as flushed
+            # (rows past the last checkpoint are the next worker's to do).
+            self._final = True
+            self._call(lambda: self._repo.release(self.job_id, self.worker_id))
+            raise ImportJobReleasedError(self.job_id)
 
     def _send(self) -> Advanced:
         for batch in self._batches():
@@ -554,17 +571,17 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
 
     async def ok(self, n: int = 1, outcome: str | None = None) -> None:
         """Count ``n`` rows imported; flush when due. See `Tracker.ok`."""
-        if self._count_ok(n, outcome):
+        if self._count_ok(n, outcome) or (self._stop_asked is not None and self._stop_asked()):
             await self.flush()
 
     async def skipped(self, reason: str | BaseException) -> None:
         """Count one row deliberately not imported. See `Tracker.skipped`."""
-        if self._count_skipped(reason):
+        if self._count_skipped(reason) or (self._stop_asked is not None and self._stop_asked()):
             await self.flush()
 
     async def failed(self, error: ErrorEntry) -> None:
         """Count one failed row and keep its error entry. See `Tracker.failed`."""
-        if self._count_failed(error):
+        if self._count_failed(error) or (self._stop_asked is not None and self._stop_asked()):
             await self.flush()
 
     async def flush(self) -> None:
@@ -582,6 +599,10 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
                 _ended(self.job_id, lost, ImportJobStatus.FAILED)
             await self._tell()
             raise over
+        if self._stop_asked is not None and not self._final and self._stop_asked():
+            self._final = True
+            await self._call(lambda: self._repo.release(self.job_id, self.worker_id))
+            raise ImportJobReleasedError(self.job_id)
 
     async def _send(self) -> Advanced:
         for batch in self._batches():

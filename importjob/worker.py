@@ -1,0 +1,353 @@
+"""The worker process: claim jobs as they become pending and run a handler on each.
+
+``importjob worker MODULE:FUNCTION`` runs one; in code::
+
+    def handle(job: ImportJob, t: Tracker) -> None:
+        for row in rows_of(job):
+            ...
+            t.ok()
+
+    importjob.run_worker(handle, "postgresql://...", concurrency=4)
+
+An idle worker waits on ``LISTEN import_job_pending`` (a trigger notifies
+when a job becomes pending), so it picks a new job up as its creation
+commits and sends no statement while nothing happens; it claims anyway at
+least every ``fallback_seconds``, in case a notification was missed (across
+a reconnect). Each claimed job runs ``handler(job, tracker)`` inside
+`importjob.track` on a pooled connection of its own, ``concurrency`` at a
+time in threads (a coroutine function runs in its thread's own event loop,
+over an async connection, with an `importjob.AsyncTracker`).
+
+Stopping (`Worker.stop`, or SIGTERM or SIGINT in `run_worker`): no more
+claims; each running handler's tracker, at the end of its current row,
+flushes and hands its job back to PENDING with its counts and checkpoint
+(`ImportJobRepository.release`), for another worker to resume. A handler's
+own exception fails its job, as the tracker does, and the worker goes on.
+Jobs of lost workers are requeued every ``rescue_after`` by one worker of
+the cluster at a time (a transaction-level advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from types import FrameType
+from typing import Any, cast
+
+import psycopg
+import psycopg_pool
+
+from importjob import _validate
+from importjob._queries import queries
+from importjob.exceptions import (
+    ImportJobReleasedError,
+    ImportJobStoppedError,
+    InvalidFieldError,
+)
+from importjob.models import ImportJob
+from importjob.repository import ImportJobRepository
+from importjob.repository_async import AsyncImportJobRepository
+from importjob.tracking import AsyncTracker, Tracker
+
+__all__ = [
+    "DEFAULT_FALLBACK_SECONDS",
+    "DEFAULT_RESCUE_AFTER",
+    "DEFAULT_STOP_TIMEOUT",
+    "PENDING_CHANNEL",
+    "Handler",
+    "Worker",
+    "check_handler",
+    "run_worker",
+]
+
+logger = logging.getLogger("importjob.worker")
+
+#: What a handler is: ``handler(job, tracker)``, a function or a coroutine function.
+Handler = (
+    Callable[[ImportJob, Tracker], object] | Callable[[ImportJob, AsyncTracker], Awaitable[object]]
+)
+
+DEFAULT_STOP_TIMEOUT = 30.0
+DEFAULT_RESCUE_AFTER = timedelta(minutes=5)
+DEFAULT_FALLBACK_SECONDS = 5.0
+#: The channel of sql/ triggers' notifications when a job becomes pending.
+PENDING_CHANNEL = "import_job_pending"
+# How long the loop waits at a time: how soon it sees a stop or a free slot.
+_SLICE = 0.25
+# Its sessions, as pg_stat_activity shows them.
+_NAME = "importjob worker"
+
+
+def check_handler(handler: object) -> None:
+    """Raise `InvalidFieldError` unless ``handler`` can be called as ``handler(job, tracker)``."""
+    if not callable(handler):
+        raise InvalidFieldError("handler", "must be callable as handler(job, tracker)", handler)
+    try:
+        inspect.signature(handler).bind(None, None)
+    except TypeError as exc:
+        raise InvalidFieldError(
+            "handler", f"must take two arguments, (job, tracker): {exc}", handler
+        ) from exc
+    except ValueError:  # pragma: no cover - a builtin without a signature: let it be tried
+        pass
+
+
+class Worker:
+    """A worker: claims jobs, runs the handler on each, ``concurrency`` at a time.
+
+    `run` blocks until `stop` is called (from another thread, or a signal
+    handler), then waits up to ``stop_timeout`` seconds for the running
+    handlers to hand their jobs back. ``tracker_options`` go to each
+    job's tracker (``every_rows``, ``max_failures``, ...).
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        database_url: str,
+        *,
+        concurrency: int = 1,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        rescue_after: timedelta = DEFAULT_RESCUE_AFTER,
+        fallback_seconds: float = DEFAULT_FALLBACK_SECONDS,
+        worker_id: str | None = None,
+        tracker_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_handler(handler)
+        self._handler = handler
+        self._is_async = inspect.iscoroutinefunction(handler)
+        self._url = database_url
+        self.concurrency = _validate.positive("concurrency", concurrency)
+        self._stop_timeout = _positive_seconds("stop_timeout", stop_timeout)
+        if not isinstance(rescue_after, timedelta) or rescue_after <= timedelta(0):
+            raise InvalidFieldError("rescue_after", "must be a positive timedelta", rescue_after)
+        self._rescue_after = rescue_after
+        self._fallback = _positive_seconds("fallback_seconds", fallback_seconds)
+        self.worker_id = _validate.worker_or_current(worker_id)
+        self._tracker_options = dict(tracker_options or {})
+        self._stopping = threading.Event()
+        self._freed = threading.Event()
+        self._running: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether `stop` was called."""
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Stop claiming; the running handlers hand their jobs back after their current row."""
+        self._stopping.set()
+
+    def run(self) -> bool:
+        """Claim and run jobs until stopped; return whether every handler finished in time."""
+        pool = psycopg_pool.ConnectionPool(
+            self._url,
+            min_size=1,
+            max_size=self.concurrency,
+            kwargs={"autocommit": True, "application_name": _NAME},
+            open=True,
+        )
+        slots = concurrent.futures.ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="importjob-worker"
+        )
+        try:
+            with (
+                psycopg.connect(self._url, autocommit=True, application_name=_NAME) as listener,
+                psycopg.connect(self._url, autocommit=True, application_name=_NAME) as claimer,
+            ):
+                listener.execute(queries()["worker_listen"])
+                logger.info(
+                    "worker %s: %d at a time, listening for pending jobs",
+                    self.worker_id,
+                    self.concurrency,
+                )
+                self._loop(listener, ImportJobRepository(claimer), pool, slots)
+            _, left = concurrent.futures.wait(self._running, timeout=self._stop_timeout)
+            if left:
+                logger.warning(
+                    "worker %s: %d jobs still running after %.0fs: left to rescue_stale",
+                    self.worker_id,
+                    len(left),
+                    self._stop_timeout,
+                )
+            return not left
+        finally:
+            slots.shutdown(wait=False, cancel_futures=True)
+            if not self._running or all(f.done() for f in self._running):
+                pool.close()
+
+    def _loop(
+        self,
+        listener: psycopg.Connection[Any],
+        repo: ImportJobRepository,
+        pool: psycopg_pool.ConnectionPool,
+        slots: concurrent.futures.ThreadPoolExecutor,
+    ) -> None:
+        claim_due = True  # at start: there may be pending jobs already
+        last_claim = 0.0
+        rescue_at = time.monotonic() + self._rescue_every()
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if now >= rescue_at:
+                self._rescue(repo)
+                rescue_at = now + self._rescue_every()
+            free = self.concurrency - len(self._running)
+            if free and (claim_due or now - last_claim >= self._fallback):
+                last_claim = now
+                job = repo.claim_next(self.worker_id)
+                if job is not None:
+                    self._start(job, pool, slots)
+                    continue  # a backlog: claim again while a slot is free
+                claim_due = False
+            if free:
+                # Idle: wait for a job to become pending; no statement is sent.
+                for _ in listener.notifies(timeout=_SLICE, stop_after=1):
+                    claim_due = True
+                for _ in listener.notifies(timeout=0):  # the rest that came with it
+                    pass
+            elif self._freed.wait(_SLICE):
+                self._freed.clear()
+                claim_due = True  # jobs may have become pending while all were busy
+
+    def _rescue_every(self) -> float:
+        # Spread out, so that the cluster's workers do not all try at once.
+        return self._rescue_after.total_seconds() * random.uniform(0.9, 1.1)  # noqa: S311
+
+    def _rescue(self, repo: ImportJobRepository) -> None:
+        # One worker of the cluster at a time: the others find the lock taken.
+        with repo.connection.transaction():
+            row = repo.connection.execute(queries()["worker_rescue_lock"]).fetchone()
+            if row and row[0]:
+                for job in repo.rescue_stale(self._rescue_after, requeue=True):
+                    logger.warning(
+                        "job %s: its worker sent no heartbeat for %s; back to pending",
+                        job.id,
+                        self._rescue_after,
+                    )
+
+    def _start(
+        self,
+        job: ImportJob,
+        pool: psycopg_pool.ConnectionPool,
+        slots: concurrent.futures.ThreadPoolExecutor,
+    ) -> None:
+        future = slots.submit(self._run_job, job, pool)
+        with self._lock:
+            self._running.add(future)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._running.discard(future)
+        self._freed.set()
+
+    def _run_job(self, job: ImportJob, pool: psycopg_pool.ConnectionPool) -> None:
+        logger.info("job %s started: %s (owner %s)", job.id, job.filename, job.owner or "-")
+        began = time.monotonic()
+        tracker: Tracker | AsyncTracker | None = None
+        outcome = "completed"
+        try:
+            if self._is_async:
+                tracker = asyncio.run(self._run_async(job))
+            else:
+                with pool.connection() as conn:
+                    tracker = Tracker(
+                        ImportJobRepository(conn),
+                        job.id,
+                        worker_id=self.worker_id,
+                        stop=self._stopping.is_set,
+                        **self._tracker_options,
+                    )
+                    with tracker:
+                        cast(Callable[[ImportJob, Tracker], object], self._handler)(job, tracker)
+        except ImportJobReleasedError:
+            outcome = "handed back to pending (the worker is stopping)"
+        except ImportJobStoppedError as exc:
+            outcome = str(exc.status)
+        except Exception as exc:  # the job failed (the tracker marked it); the worker goes on
+            outcome = f"failed: {type(exc).__name__}: {exc}"
+        took = time.monotonic() - began
+        rows = tracker.processed_rows if tracker is not None else 0
+        logger.info(
+            "job %s %s: %d rows in %.1fs (%.1f rows/s), owner %s",
+            job.id,
+            outcome,
+            rows,
+            took,
+            rows / took if took else 0.0,
+            job.owner or "-",
+        )
+
+    async def _run_async(self, job: ImportJob) -> AsyncTracker:
+        handler = cast(Callable[[ImportJob, AsyncTracker], Awaitable[object]], self._handler)
+        async with await psycopg.AsyncConnection.connect(
+            self._url, autocommit=True, application_name=_NAME
+        ) as conn:
+            tracker = AsyncTracker(
+                AsyncImportJobRepository(conn),
+                job.id,
+                worker_id=self.worker_id,
+                stop=self._stopping.is_set,
+                **self._tracker_options,
+            )
+            async with tracker:
+                await handler(job, tracker)
+        return tracker
+
+
+def _positive_seconds(field: str, value: object) -> float:
+    seconds = _validate.seconds(field, value)
+    if seconds <= 0:
+        raise InvalidFieldError(field, "must be more than 0", value)
+    return seconds
+
+
+def run_worker(
+    handler: Handler,
+    database_url: str,
+    *,
+    concurrency: int = 1,
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+    rescue_after: timedelta = DEFAULT_RESCUE_AFTER,
+    worker_id: str | None = None,
+    **tracker_options: Any,
+) -> bool:
+    """Run a `Worker` in this thread until SIGTERM or SIGINT; return whether it stopped cleanly.
+
+    The first signal stops it gracefully (see `Worker`); a second one ends
+    the process at once, its running jobs left PROCESSING for the rescue.
+    Returns False when handlers were still running at ``stop_timeout``.
+    """
+    worker = Worker(
+        handler,
+        database_url,
+        concurrency=concurrency,
+        stop_timeout=stop_timeout,
+        rescue_after=rescue_after,
+        worker_id=worker_id,
+        tracker_options=tracker_options,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if worker.stopping:
+            logger.warning("worker %s: stopped at once", worker.worker_id)
+            os._exit(128 + signum)
+        logger.info("worker %s: stopping (signal %d)", worker.worker_id, signum)
+        worker.stop()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return worker.run()
+    finally:
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
