@@ -179,6 +179,10 @@ class _ExportSink:
             self._write(chunk)
             chunk.clear()
 
+    def discard(self) -> None:
+        """Forget what is gathered (a header, while nothing reached the file)."""
+        self._chunk.clear()
+
     def close(self) -> None:
         """Write what is left."""
         if self._chunk:
@@ -457,11 +461,18 @@ class _RepositoryCore:
         return name, params, _ExportSink(out)
 
     @staticmethod
-    def _export_of(name: str, params: _Params, job: ImportJob | None) -> str:
+    def _export_again(
+        name: str, params: _Params, job: ImportJob | None, sink: _ExportSink
+    ) -> str | None:
+        # The export found no entry: an unknown job, a job without entries
+        # (its export stands), or a chunked import, whose entries are its
+        # chunks': exported by the statement returned, in place of the first.
         if job is None:
             raise ImportJobNotFoundError(params["id"])
-        # A chunked import's log is its chunks'.
-        return name if job.chunks is None else f"{name}_chunked"
+        if job.chunks is None:
+            return None
+        sink.discard()
+        return f"{name}_chunked"
 
     @staticmethod
     def _recent_params(

@@ -554,8 +554,11 @@ class ImportJobRepository(_RepositoryCore):
         `ImportJobNotFoundError` when no job has this id (writing nothing).
         """
         name, params, sink = self._export_query(job_id, out, format)
-        job = self._one("get_by_id", params, job_from_values)
-        rows = self._copy(self._export_of(name, params, job), params, sink)
+        rows = self._copy(name, params, sink)
+        if rows == 0:
+            job = self._one("get_by_id", params, job_from_values)
+            if (again := self._export_again(name, params, job, sink)) is not None:
+                rows = self._copy(again, params, sink)
         sink.close()
         return rows
 

@@ -341,8 +341,11 @@ class AsyncImportJobRepository(_RepositoryCore):
     ) -> int:
         """Write the job's error log to ``out``; see `ImportJobRepository.export_errors`."""
         name, params, sink = self._export_query(job_id, out, format)
-        job = await self._one("get_by_id", params, job_from_values)
-        rows = await self._copy(self._export_of(name, params, job), params, sink)
+        rows = await self._copy(name, params, sink)
+        if rows == 0:
+            job = await self._one("get_by_id", params, job_from_values)
+            if (again := self._export_again(name, params, job, sink)) is not None:
+                rows = await self._copy(again, params, sink)
         sink.close()
         return rows
 
