@@ -15,6 +15,7 @@ from benchmarks import (
     table_size,
     tracker,
     web,
+    worker,
     workers,
     writes,
 )
@@ -40,6 +41,7 @@ SECTIONS: tuple[Section, ...] = (
     error_log.SECTION,
     resume.SECTION,
     chunks.SECTION,
+    worker.SECTION,
     web.SECTION,
 )
 
