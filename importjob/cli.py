@@ -16,10 +16,12 @@ from __future__ import annotations
 import collections
 import hashlib
 import importlib
+import itertools
 import json
 import logging
 import os
 import re
+import subprocess
 import sys
 import time
 import uuid
@@ -58,7 +60,7 @@ from importjob.exceptions import (
     InvalidStatusTransitionError,
     SchemaMissingError,
 )
-from importjob.models import ErrorGroup, ImportJob, ImportJobStatus
+from importjob.models import Chunk, ErrorGroup, ImportJob, ImportJobStatus
 from importjob.repository import EXPORT_FORMATS, ImportJobRepository
 from importjob.schema import apply_migrations, rollback_migrations
 from importjob.tracking import track
@@ -587,10 +589,45 @@ def purge(ctx: click.Context, older_than: timedelta, batch: int) -> None:
     show_default=True,
     help="Simulated work per row, in milliseconds.",
 )
+@click.option(
+    "--chunks",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Split the import into K chunks, run by worker processes (0: one tracker here).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="With --chunks: how many `importjob worker` processes import them.",
+)
 @click.pass_context
-def demo(ctx: click.Context, rows: int, fail_every: int, row_ms: float) -> None:
-    """Run a simulated import through the tracker, with the same progress bar as watch."""
+def demo(
+    ctx: click.Context,
+    *,
+    rows: int,
+    fail_every: int,
+    row_ms: float,
+    chunks: int,
+    workers: int,
+) -> None:
+    """Run a simulated import through the tracker, with the same progress bar as watch.
+
+    With --chunks K, the import is one chunked import of K chunks that
+    --workers N `importjob worker` processes import, the bar following the
+    whole import.
+    """
     console = _console()
+    if chunks:
+        if chunks > rows:
+            raise click.BadParameter(
+                f"more chunks ({chunks}) than rows ({rows})", param_hint="--chunks"
+            )
+        knobs = {"fail_every": fail_every, "row_ms": row_ms}
+        _chunked_demo(ctx, console, rows=rows, chunks=chunks, workers=workers, knobs=knobs)
+        return
     with _database(ctx).repository() as repo:
         job = repo.create(
             ImportJob(source_type="csv", filename=f"demo-{rows}-pairs.csv", total_rows=rows)
@@ -610,6 +647,55 @@ def demo(ctx: click.Context, rows: int, fail_every: int, row_ms: float) -> None:
         done = repo.get_by_id(job.id)
     if done is None:  # pragma: no cover - deleted while the demo ran
         raise ImportJobNotFoundError(job.id)
+    click.echo(
+        f"{done.status.value}: {done.processed_rows} rows, {done.success_count} imported, "
+        f"{done.error_count} failed in {took:.1f}s ({done.processed_rows / took:,.0f} rows/s)"
+    )
+    click.echo(f"see: importjob show {done.id}")
+
+
+def _chunked_demo(
+    ctx: click.Context,
+    console: Console,
+    *,
+    rows: int,
+    chunks: int,
+    workers: int,
+    knobs: dict[str, Any],
+) -> None:
+    database = _database(ctx)
+    url = database.url
+    edges = [rows * n // chunks for n in range(chunks + 1)]
+    with database.repository() as repo:
+        parent, _ = repo.create_chunked(
+            ImportJob(source_type="csv", filename=f"demo-{rows}-pairs.csv", metadata={**knobs}),
+            [
+                Chunk(end - first, {"rows": [first, end]})
+                for first, end in itertools.pairwise(edges)
+            ],
+        )
+        click.echo(
+            f"import job {parent.id}: importing {rows} rows in {chunks} chunks"
+            f" with {workers} worker processes"
+        )
+        started = time.monotonic()
+        command = [sys.executable, "-c", "from importjob.cli import main; main()"]
+        processes = [
+            subprocess.Popen(  # noqa: S603 - this interpreter, running importjob
+                [*command, "worker", "importjob._demo:import_rows", "--database", url],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(workers)
+        ]
+        try:
+            done = _follow(repo.watch(parent.id), console)
+        finally:
+            for process in processes:
+                process.terminate()  # a graceful stop: nothing of theirs is left running
+            for process in processes:
+                process.wait(timeout=60)
+        took = time.monotonic() - started
     click.echo(
         f"{done.status.value}: {done.processed_rows} rows, {done.success_count} imported, "
         f"{done.error_count} failed in {took:.1f}s ({done.processed_rows / took:,.0f} rows/s)"

@@ -517,3 +517,30 @@ def test_show_and_list_show_the_fingerprint_and_checkpoint(
     text = importjob("show", str(job.id), url=db_url).stdout
     assert digest in text
     assert '{"row": 10, "offset": 512}' in text
+
+
+def test_demo_of_a_chunked_import_run_by_worker_processes(
+    db_url: str, repo: ImportJobRepository
+) -> None:
+    result = importjob(
+        "demo", "--rows", "300", "--chunks", "7", "--workers", "3", "--row-ms", "0", url=db_url
+    )
+    assert result.returncode == 0, result.stderr
+    first, *_, summary, see = result.stdout.splitlines()
+    assert first.endswith("importing 300 rows in 7 chunks with 3 worker processes")
+    assert summary.startswith("completed: 300 rows, 293 imported, 7 failed in ")
+    parent_id = first.split()[2].rstrip(":")
+    assert see == f"see: importjob show {parent_id}"
+    chunks = repo.children(parent_id)
+    assert [c.total_rows for c in chunks] == [42, 43, 43, 43, 43, 43, 43]
+    assert [c.status for c in chunks] == [S.COMPLETED] * 7
+    # Run by the workers: none of them left running, every job of theirs ended.
+    assert len({c.worker_id for c in chunks}) >= 1
+    assert repo.list_by_status(S.PROCESSING) == []
+
+
+def test_demo_refuses_more_chunks_than_rows(db_url: str) -> None:
+    result = importjob("demo", "--rows", "3", "--chunks", "4", url=db_url)
+    assert result.returncode == 2
+    assert "--chunks" in result.stderr
+    assert "more chunks (4) than rows (3)" in result.stderr
