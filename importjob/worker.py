@@ -32,10 +32,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import inspect
+import itertools
 import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -48,7 +50,9 @@ import psycopg_pool
 
 from importjob import _validate
 from importjob._queries import queries
+from importjob._retry import Backoff, lost_connection
 from importjob.exceptions import (
+    ImportJobDatabaseError,
     ImportJobReleasedError,
     ImportJobStoppedError,
     InvalidFieldError,
@@ -155,23 +159,16 @@ class Worker:
             min_size=1,
             max_size=self.concurrency,
             kwargs={"autocommit": True, "application_name": _NAME},
+            # A connection the server dropped (a restart) is replaced, not
+            # handed to a job: one empty round trip at each checkout.
+            check=psycopg_pool.ConnectionPool.check_connection,
             open=True,
         )
         slots = concurrent.futures.ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="importjob-worker"
         )
         try:
-            with (
-                psycopg.connect(self._url, autocommit=True, application_name=_NAME) as listener,
-                psycopg.connect(self._url, autocommit=True, application_name=_NAME) as claimer,
-            ):
-                listener.execute(queries()["worker_listen"])
-                logger.info(
-                    "worker %s: %d at a time, listening for pending jobs",
-                    self.worker_id,
-                    self.concurrency,
-                )
-                self._loop(listener, ImportJobRepository(claimer), pool, slots)
+            self._listen(pool, slots)
             _, left = concurrent.futures.wait(self._running, timeout=self._stop_timeout)
             if left:
                 logger.warning(
@@ -185,6 +182,38 @@ class Worker:
             slots.shutdown(wait=False, cancel_futures=True)
             if not self._running or all(f.done() for f in self._running):
                 pool.close()
+
+    def _listen(
+        self, pool: psycopg_pool.ConnectionPool, slots: concurrent.futures.ThreadPoolExecutor
+    ) -> None:
+        # Over a connection lost (a server restart), connect again with a
+        # growing delay; the running jobs' trackers retry on their own.
+        backoff = Backoff(attempts=sys.maxsize)
+        for attempt in itertools.count():
+            try:
+                with (
+                    psycopg.connect(self._url, autocommit=True, application_name=_NAME) as listener,
+                    psycopg.connect(self._url, autocommit=True, application_name=_NAME) as claimer,
+                ):
+                    listener.execute(queries()["worker_listen"])
+                    logger.info(
+                        "worker %s: %d at a time, listening for pending jobs",
+                        self.worker_id,
+                        self.concurrency,
+                    )
+                    self._loop(listener, ImportJobRepository(claimer), pool, slots)
+                    return
+            except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
+                wait = backoff.wait(attempt, exc) or backoff.max_delay  # raises unless lost
+                reason = str(lost_connection(exc)).strip().splitlines() or ["?"]
+                logger.warning(
+                    "worker %s: lost the database (%s); again in %.1fs",
+                    self.worker_id,
+                    reason[0],
+                    wait,
+                )
+                if self._stopping.wait(wait):
+                    return
 
     def _loop(
         self,

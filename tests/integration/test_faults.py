@@ -137,3 +137,37 @@ def test_migrating_again_leaves_a_database_holding_jobs_as_it_is(empty_db_url: s
         assert list(repo.iter_errors(jobs[0].id)) == [{"row": 3}]
         invalid = conn.execute("SELECT count(*) FROM pg_index WHERE NOT indisvalid").fetchone()
     assert invalid == (0,)
+
+
+def test_a_worker_reconnects_after_a_server_restart_and_picks_jobs_up(
+    own_server: Any, tmp_path: Path
+) -> None:
+    url = own_server.get_uri()
+    (tmp_path / "handlers.py").write_text("def handle(job, t):\n    t.ok(3)\n")
+    command = Path(sys.executable).with_name("importjob")
+    with subprocess.Popen(
+        [str(command), "worker", "handlers:handle", "--database", url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as worker:
+        try:
+            assert worker.stderr is not None
+            assert "listening for pending jobs" in worker.stderr.readline()
+            own_server.stop()
+            time.sleep(1.0)
+            own_server.start()
+            assert "lost the database" in worker.stderr.readline()
+            with psycopg.connect(own_server.get_uri(), autocommit=True) as conn:
+                repo = ImportJobRepository(conn)
+                job = repo.create(ImportJob(source_type="csv", filename="after.csv"))
+                deadline = time.monotonic() + 60
+                while (read := repo.get_by_id(job.id)) is not None and not read.status.is_terminal:
+                    assert time.monotonic() < deadline, "the worker never came back"
+                    time.sleep(0.05)
+            assert read is not None
+            assert (read.status, read.processed_rows) == (S.COMPLETED, 3)
+        finally:
+            worker.terminate()
+            worker.communicate(timeout=60)

@@ -82,6 +82,8 @@ def _listening(conn: psycopg.Connection[Any], sessions: int = 2) -> list[tuple[i
     query = (
         "SELECT pid, state_change, query FROM pg_stat_activity"
         " WHERE application_name = 'importjob worker' AND datname = current_database()"
+        # The sessions that ran a statement: one that runs one later shows up.
+        " AND query <> ''"
         " ORDER BY pid"
     )
     # Listening, and its first claim (of the jobs pending before it started) done.
