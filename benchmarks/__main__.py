@@ -10,6 +10,7 @@ from benchmarks import (
     chunks,
     error_log,
     errors,
+    peer,
     per_call,
     resume,
     table_size,
@@ -42,6 +43,7 @@ SECTIONS: tuple[Section, ...] = (
     resume.SECTION,
     chunks.SECTION,
     worker.SECTION,
+    peer.SECTION,
     web.SECTION,
 )
 

@@ -96,21 +96,28 @@ def _ended_by(conn: psycopg.Connection[Any], parent_id: Any) -> Any:
 def _kill_mid_chunk(
     conn: psycopg.Connection[Any], workers: Workers, parent_id: Any, rng: random.Random
 ) -> None:
-    """Kill a worker in the middle of a chunk it has checkpointed, and start another."""
+    """Kill a worker in the middle of a chunk it has checkpointed, and start another.
+
+    Tried again when the chunk was done by the time the signal landed.
+    """
     deadline = time.monotonic() + 60
     while True:
+        assert time.monotonic() < deadline, "no chunk was ever in progress"
         busy = conn.execute(
-            "SELECT worker_id FROM import_job WHERE parent_id = %s"
+            "SELECT id, worker_id FROM import_job WHERE parent_id = %s"
             " AND status = 'processing' AND checkpoint IS NOT NULL",
             (parent_id,),
         ).fetchall()
-        doomed = [w for (w,) in busy if w in workers.live]
-        if doomed:
-            break
-        assert time.monotonic() < deadline, "no chunk was ever in progress"
-        time.sleep(0.01)
-    workers.kill(rng.choice(doomed))
-    workers.spawn()
+        doomed = [(chunk, w) for chunk, w in busy if w in workers.live]
+        if not doomed:
+            time.sleep(0.01)
+            continue
+        chunk, worker = rng.choice(doomed)
+        workers.kill(worker)
+        workers.spawn()
+        status = conn.execute("SELECT status FROM import_job WHERE id = %s", (chunk,)).fetchone()
+        if status == ("processing",):
+            return  # killed mid-chunk: left for the rescue
 
 
 def _rescue_until_ended(repo: ImportJobRepository, parent_id: Any) -> int:
