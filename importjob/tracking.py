@@ -39,6 +39,9 @@ against the job's counts at each flush: past it, the tracker ends the job
 FAILED with an ``ErrorBudgetExceededError`` entry and raises that error in
 the worker.
 
+``claimed``, the job as `ImportJobRepository.claim_next` returned it to
+this worker, saves the statement that would start it.
+
 ``stop``, a callable asked after each row (`importjob.Worker` passes its
 stopping flag), stops the import early: once it returns True, the tracker
 flushes, hands the job back to PENDING with its counts and checkpoint
@@ -112,6 +115,7 @@ class _TrackerState(Generic[_Repo]):
         max_failure_rate: float | None = None,
         min_rows: int = 100,
         stop: Callable[[], bool] | None = None,
+        claimed: ImportJob | None = None,
     ) -> None:
         self._repo: _Repo = repo
         self.job_id = _validate.job_id(job_id)
@@ -139,6 +143,16 @@ class _TrackerState(Generic[_Repo]):
             raise InvalidFieldError("stop", "must be a callable returning True to stop", stop)
         # Asked after each row: True hands the job back (a worker stopping).
         self._stop_asked = stop
+        if claimed is not None and (
+            claimed.id != self.job_id
+            or claimed.status is not ImportJobStatus.PROCESSING
+            or claimed.worker_id != self.worker_id
+        ):
+            raise InvalidFieldError(
+                "claimed", "must be this job as claim_next gave it to this worker", claimed
+            )
+        # A job this worker claimed is its own already: no start to send.
+        self._claimed = claimed
         # Every entry goes to the job's error log (up to its limit): the
         # buffer keeps as many as the log could take.
         self._max_entries = repo.error_log_limit
@@ -504,7 +518,7 @@ class Tracker(_TrackerState[ImportJobRepository]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __enter__(self) -> Tracker:
-        self._started = self._repo.start(self.job_id, self.worker_id)
+        self._started = self._claimed or self._repo.start(self.job_id, self.worker_id)
         self._start_beating()
         return self
 
@@ -621,7 +635,7 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def __aenter__(self) -> AsyncTracker:
-        self._started = await self._repo.start(self.job_id, self.worker_id)
+        self._started = self._claimed or await self._repo.start(self.job_id, self.worker_id)
         self._start_beating()
         return self
 

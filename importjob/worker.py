@@ -295,6 +295,7 @@ class Worker:
                         job.id,
                         worker_id=self.worker_id,
                         stop=self._stopping.is_set,
+                        claimed=job,
                         **self._tracker_options,
                     )
                     with tracker:
@@ -327,6 +328,7 @@ class Worker:
                 job.id,
                 worker_id=self.worker_id,
                 stop=self._stopping.is_set,
+                claimed=job,
                 **self._tracker_options,
             )
             async with tracker:

@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from psycopg.pq import Trace
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import ImportJob, ImportJobRepository, ImportJobStatus, track
 from importjob._queries import query
 from importjob._repository_base import repository_cursor
-from importjob.exceptions import InvalidStatusTransitionError
+from importjob.exceptions import InvalidFieldError, InvalidStatusTransitionError
 from importjob.models import COLUMNS
 
 Call = Callable[[ImportJobRepository, ImportJob], object]
@@ -256,3 +256,31 @@ def test_jsonb_loads_as_the_json_decoder_does(repo: ImportJobRepository, value: 
     assert type(first) is type(value)
     if isinstance(value, dict | list):
         assert first is not second  # never one shared empty value
+
+
+def test_a_tracker_of_a_job_it_claimed_sends_no_start(repo: ImportJobRepository) -> None:
+    repo.create(ImportJob(source_type="csv", filename="c.csv"))
+    job = repo.claim_next("w1")
+    assert job is not None
+    with (
+        _traced(repo.connection) as messages,
+        track(repo, job.id, worker_id="w1", claimed=job) as t,
+    ):
+        t.ok()
+    # The flush and the end: no start.
+    assert messages.count("Execute") == 2, messages
+    done = repo.get_by_id(job.id)
+    assert done is not None
+    assert (done.status, done.processed_rows) == (ImportJobStatus.COMPLETED, 1)
+
+
+@pytest.mark.parametrize("worker", ["w1", "w2"])
+def test_a_claimed_job_must_be_the_tracker_s_own(repo: ImportJobRepository, worker: str) -> None:
+    repo.create(ImportJob(source_type="csv", filename="c.csv"))
+    job = repo.claim_next("w1")
+    assert job is not None
+    other = repo.create(ImportJob(source_type="csv", filename="o.csv"))
+    job_id = other.id if worker == "w1" else job.id  # another job, or another worker
+    with pytest.raises(InvalidFieldError) as caught:
+        track(repo, job_id, worker_id=worker, claimed=job)
+    assert caught.value.field == "claimed"
