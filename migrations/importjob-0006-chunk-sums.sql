@@ -22,10 +22,11 @@ DROP TRIGGER import_job_chunk_moved ON import_job;
 -- chunk in the middle of a flush is waited for: a flush never waits on the
 -- parent, so it ends in a moment, and its worker stops at its next flush.
 -- One in the middle of its own change of status waits for the parent's
--- lock, so waiting for it would never end: past lock_timeout it is left to
+-- lock, so waiting for it would never end: past lock_timeout (short of
+-- deadlock_timeout's 1 s, so that this end gives up first) it is left to
 -- that change, which sees the import ended once it runs.
 CREATE FUNCTION import_job_chunks_stop(failed_id uuid) RETURNS void
-LANGUAGE plpgsql SET lock_timeout = '200ms' AS $$
+LANGUAGE plpgsql SET lock_timeout = '500ms' AS $$
 DECLARE
     chunk_id uuid;
 BEGIN

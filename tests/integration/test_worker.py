@@ -80,7 +80,7 @@ def start(db_url: str, tmp_path: Path) -> Iterator[Start]:
 def _listening(conn: psycopg.Connection[Any], sessions: int = 2) -> list[tuple[int, Any]]:
     """Wait for the worker's sessions to be idle; return each one's pid and last change."""
     query = (
-        "SELECT pid, state_change, query FROM pg_stat_activity"
+        "SELECT pid, state_change, query, state FROM pg_stat_activity"
         " WHERE application_name = 'importjob worker' AND datname = current_database()"
         # The sessions that ran a statement: one that runs one later shows up.
         " AND query <> ''"
@@ -90,7 +90,9 @@ def _listening(conn: psycopg.Connection[Any], sessions: int = 2) -> list[tuple[i
     _wait(lambda: any("LISTEN" in r[2] for r in conn.execute(query).fetchall()))
     _wait(lambda: any("next_job" in r[2] for r in conn.execute(query).fetchall()))
     _wait(lambda: len(conn.execute(query).fetchall()) >= sessions)
-    return [(pid, changed) for pid, changed, _ in conn.execute(query).fetchall()]
+    # Each one idle: a statement still running would change its state when it ends.
+    _wait(lambda: all(r[3] == "idle" for r in conn.execute(query).fetchall()))
+    return [(pid, changed) for pid, changed, _, _ in conn.execute(query).fetchall()]
 
 
 def _job(repo: ImportJobRepository, job_id: Any) -> ImportJob:
