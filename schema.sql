@@ -87,6 +87,9 @@ CREATE TABLE import_job (
     chunks          bigint,
     keep_going      boolean     NOT NULL DEFAULT false,
     ended_by        uuid,
+    -- The round of claims a pending job waits in: claims go round the
+    -- owners (import_job_claim_round).
+    claim_round     bigint,
     CONSTRAINT import_job_pkey PRIMARY KEY (id),
     CONSTRAINT import_job_status_check
         CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
@@ -122,7 +125,7 @@ WITH (fillfactor = 70);
 
 COMMENT ON TABLE import_job IS 'One row per import of question-answer pairs (importjob).';
 
--- The seed's index: list_by_status, oldest first; claim_next's pending jobs.
+-- The seed's index: list_by_status, oldest first.
 CREATE INDEX ix_import_job_status ON import_job (status, created_at, id);
 -- list_recent, newest first.
 CREATE INDEX ix_import_job_created_at ON import_job (created_at, id);
@@ -150,6 +153,12 @@ CREATE INDEX ix_import_job_parent ON import_job (parent_id, chunk_index)
 -- A parent's processing chunks, which a read of the parent adds to its sums.
 CREATE INDEX ix_import_job_processing_chunk ON import_job (parent_id)
     WHERE parent_id IS NOT NULL AND status = 'processing';
+-- claim_next: the lowest round's oldest job, and the round being claimed now.
+CREATE INDEX ix_import_job_claim ON import_job (claim_round, created_at, id)
+    WHERE status = 'pending' AND chunks IS NULL;
+-- An owner's last waiting round, after which its next job waits.
+CREATE INDEX ix_import_job_owner_round ON import_job (owner, claim_round)
+    WHERE status = 'pending' AND chunks IS NULL;
 
 -- Every error entry a job records, numbered from 1 in recording order: its
 -- own table, so a job's row never rewrites a value that grows.
@@ -308,6 +317,53 @@ CREATE TRIGGER import_job_back_to_pending
     FOR EACH ROW
     WHEN (NEW.status = 'pending' AND OLD.status <> 'pending')
     EXECUTE FUNCTION import_job_pending_notify();
+
+-- Claims go round the owners, so that one owner's thousands of waiting jobs
+-- do not starve another's one (jobs without an owner are one owner of their
+-- own). A job becoming pending takes a round (claim_round): one after its
+-- owner's last waiting job, and never one before the round the workers
+-- claim from now (the lowest waiting), so an owner that had nothing
+-- waiting joins the current round rather than jumping the queue, and an
+-- owner with 10,000 jobs waiting holds 10,000 rounds, one job each.
+-- claim_next takes the lowest round, oldest job first. A job handed back to
+-- pending (a worker stopping, a requeue) goes just before the current
+-- round: its turn came already, so it is claimed next. Nothing is counted
+-- per owner, so no write waits on another owner's or another transaction's.
+CREATE FUNCTION import_job_claim_round() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    current_round bigint := (SELECT min(claim_round) FROM import_job
+                              WHERE status = 'pending' AND chunks IS NULL);
+    last_round bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        -- Two lookups rather than IS NOT DISTINCT FROM, which no index serves.
+        IF NEW.owner IS NULL THEN
+            last_round := (SELECT max(claim_round) FROM import_job
+                            WHERE owner IS NULL AND status = 'pending' AND chunks IS NULL);
+        ELSE
+            last_round := (SELECT max(claim_round) FROM import_job
+                            WHERE owner = NEW.owner AND status = 'pending' AND chunks IS NULL);
+        END IF;
+        NEW.claim_round := greatest(last_round + 1, current_round, 1);
+    ELSE
+        NEW.claim_round := coalesce(current_round - 1, NEW.claim_round, 1);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER import_job_created_round
+    BEFORE INSERT ON import_job
+    FOR EACH ROW
+    WHEN (NEW.status = 'pending' AND NEW.chunks IS NULL)
+    EXECUTE FUNCTION import_job_claim_round();
+
+CREATE TRIGGER import_job_back_to_pending_round
+    BEFORE UPDATE OF status ON import_job
+    FOR EACH ROW
+    WHEN (NEW.status = 'pending' AND OLD.status <> 'pending' AND NEW.chunks IS NULL)
+    EXECUTE FUNCTION import_job_claim_round();
 
 -- Cancel the chunks not ended of a chunked import that failed, each after
 -- its parent's lock, which the caller holds (import_job_chunk_moved). A

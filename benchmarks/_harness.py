@@ -200,17 +200,23 @@ def connect(database_url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(database_url, autocommit=True)
 
 
-def new_jobs(conn: psycopg.Connection[Any], count: int, status: str = "pending") -> list[uuid.UUID]:
-    """Insert ``count`` jobs in one statement; return their ids, oldest first."""
+def new_jobs(
+    conn: psycopg.Connection[Any], count: int, status: str = "pending", *, owners: int = 0
+) -> list[uuid.UUID]:
+    """Insert ``count`` jobs in one statement; return their ids, oldest first.
+
+    With ``owners``, the jobs go round that many owners; without, they have none.
+    """
     rows = conn.execute(
         "INSERT INTO import_job"
-        " (status, source_type, filename, started_at, completed_at, created_at)"
+        " (status, source_type, filename, started_at, completed_at, created_at, owner)"
         " SELECT %(status)s, 'csv', 'bench.csv',"
         "   CASE WHEN %(status)s <> 'pending' THEN now() END,"
         "   CASE WHEN %(status)s IN ('completed', 'failed', 'cancelled') THEN now() END,"
-        "   clock_timestamp()"
-        " FROM generate_series(1, %(count)s) RETURNING id",
-        {"status": status, "count": count},
+        "   clock_timestamp(),"
+        "   CASE WHEN %(owners)s > 0 THEN 'owner-' || (g %% %(owners)s) END"
+        " FROM generate_series(1, %(count)s) AS g RETURNING id",
+        {"status": status, "count": count, "owners": owners},
     ).fetchall()
     return [row[0] for row in rows]
 

@@ -41,14 +41,15 @@ OWNERS = 10_000
 def _fill(conn: psycopg.Connection[Any], total: int, pending: int = 0) -> None:
     """Add ``pending`` pending jobs and long-finished ones until the table holds ``total``.
 
-    The finished ones belong to `OWNERS` owners, 100 of them to `OWNER`, and
-    carry metadata: a dataset of 1,000 and an upload number.
+    The pending ones go round 100 owners. The finished ones belong to
+    `OWNERS` owners, 100 of them to `OWNER`, and carry metadata: a dataset
+    of 1,000 and an upload number.
     """
     with conn.transaction():
+        if pending:  # through the triggers, which give each its round of claims
+            new_jobs(conn, pending, owners=100)
         # Bulk history, not changes anyone watches: skip the notify trigger.
         conn.execute("SET LOCAL session_replication_role = replica")
-        if pending:
-            new_jobs(conn, pending)
         have = conn.execute("SELECT count(*) FROM import_job").fetchone()[0]  # type: ignore[index]
         conn.execute(
             "INSERT INTO import_job (status, source_type, filename, total_rows, processed_rows,"

@@ -437,10 +437,15 @@ class ImportJobRepository(_RepositoryCore):
         self._found(params, self._count("advance_entries", params))
 
     def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
-        """Take the oldest PENDING job for ``worker_id`` (default: this process).
+        """Take the PENDING job whose turn it is, for ``worker_id`` (default: this process).
 
-        The job becomes PROCESSING in the same statement; concurrent workers
-        never get the same job. Returns None when no job is pending.
+        Claims go round the owners: each owner's jobs wait in rounds, one
+        job a round, and the claim takes the lowest round's oldest job, so
+        one owner's backlog never holds another's job back by more than a
+        claim (jobs without an owner are one owner of their own). With one
+        owner, that is the oldest job. The job becomes PROCESSING in the
+        same statement; concurrent workers never get the same job. Returns
+        None when no job is pending.
         """
         return self._one("claim_next", self._worker_params(worker_id), job_from_values)
 

@@ -277,7 +277,7 @@ class AsyncImportJobRepository(_RepositoryCore):
         self._found(params, await self._count("advance_entries", params))
 
     async def claim_next(self, worker_id: str | None = None) -> ImportJob | None:
-        """Take the oldest PENDING job; see `ImportJobRepository.claim_next`."""
+        """Take the PENDING job whose turn it is; see `ImportJobRepository.claim_next`."""
         return await self._one("claim_next", self._worker_params(worker_id), job_from_values)
 
     async def start(self, job_id: UUID | str, worker_id: str | None = None) -> ImportJob:

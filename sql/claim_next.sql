@@ -1,13 +1,15 @@
--- claim_next: take the oldest pending job and make it processing, for one
--- worker, in one statement. SKIP LOCKED lets concurrent workers pass over a
--- job another is claiming, so no two workers ever get the same job.
+-- claim_next: take the pending job whose turn it is (the lowest claim_round,
+-- oldest first: claims go round the owners, as schema.sql says) and make it
+-- processing, for one worker, in one statement. SKIP LOCKED lets concurrent
+-- workers pass over a job another is claiming, so no two workers ever get
+-- the same job.
 -- Returns the claimed job, or no row when no job is pending.
 WITH next_job AS (
     SELECT id
       FROM import_job
      WHERE status = 'pending'
        AND chunks IS NULL  -- a parent is done by its chunks, never claimed
-     ORDER BY created_at, id
+     ORDER BY claim_round, created_at, id
      LIMIT 1
        FOR UPDATE SKIP LOCKED
 )

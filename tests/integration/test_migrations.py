@@ -91,14 +91,21 @@ def test_import_job_indexes_created(empty_db_url: str) -> None:
         "ix_import_job_metadata",
         "ix_import_job_parent",
         "ix_import_job_processing_chunk",
+        "ix_import_job_claim",
+        "ix_import_job_owner_round",
     }
     # A read of a parent adds its processing chunks, found without reading
     # the others; a flush moves neither column, so it stays HOT.
     assert indexes["ix_import_job_processing_chunk"].endswith(
         "(parent_id) WHERE ((parent_id IS NOT NULL) AND (status = 'processing'::text))"
     )
-    # Shaped for list_by_status and claim_next: the filter, then the order;
-    # rescue_stale reads the processing jobs through it too.
+    # claim_next reads the pending jobs in its order: round, then age; only
+    # pending jobs are in it, and a flush moves none of its columns.
+    assert indexes["ix_import_job_claim"].endswith(
+        "(claim_round, created_at, id) WHERE ((status = 'pending'::text) AND (chunks IS NULL))"
+    )
+    # Shaped for list_by_status: the filter, then the order; rescue_stale
+    # reads the processing jobs through it too.
     assert indexes["ix_import_job_status"].endswith("(status, created_at, id)")
     # purge_finished looks only at ended jobs.
     assert indexes["ix_import_job_completed_at"].endswith(
@@ -205,6 +212,8 @@ def test_no_index_covers_a_column_a_flush_writes(conn: psycopg.Connection[Any]) 
         "metadata",
         "parent_id",
         "chunk_index",
+        "chunks",
+        "claim_round",
     }
     assert not indexed & FLUSH_COLUMNS
     [(options,)] = conn.execute(
@@ -289,6 +298,8 @@ BOOKKEEPING = {
     "unique_source": ["boolean", "NO", "false"],
     # On a chunked import: the chunk whose end ended it (ended_import).
     "ended_by": ["uuid", "YES", None],
+    # A pending job's round of claims: claim_next goes round the owners.
+    "claim_round": ["bigint", "YES", None],
 }
 # The tables the migrations make: the jobs, their error logs and the counts of reasons.
 TABLES = ["import_job", "import_job_error", "import_job_error_group"]
@@ -330,6 +341,7 @@ COLUMN_ORDER = [
     "chunks",
     "keep_going",
     "ended_by",
+    "claim_round",
 ]
 
 # Values the database fills in itself, where the model leaves None until stored.
@@ -477,6 +489,24 @@ def test_rollback_of_the_last_migration_only(empty_db_url: str) -> None:
     apply_migrations(empty_db_url)
     assert rollback_migrations(empty_db_url) == migration_ids()[-1:]
     assert rollback_migrations(empty_db_url) == migration_ids()[-2:-1]
+
+
+def test_the_rounds_migration_hands_rounds_to_the_jobs_waiting(empty_db_url: str) -> None:
+    apply_migrations(empty_db_url)
+    assert rollback_migrations(empty_db_url, 2) == [
+        "importjob-0010-claim-rounds",
+        "importjob-0009-claim-round-column",
+    ]
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        for owner in ["a", "a", "a", "b", None]:
+            conn.execute(
+                "INSERT INTO import_job (source_type, filename, owner) VALUES ('csv', 'x.csv', %s)",
+                [owner],
+            )
+        apply_migrations(empty_db_url)
+        repo = ImportJobRepository(conn)
+        claimed = [repo.claim_next("w") for _ in range(5)]
+    assert [job.owner for job in claimed if job] == ["a", "b", None, "a", "a"]
 
 
 def test_every_migration_has_its_rollback() -> None:

@@ -6,16 +6,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import pytest
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus, track
+from importjob import ImportJob, ImportJobRepository, ImportJobStatus, Tracker, Worker, track
 from importjob.exceptions import ImportJobReleasedError
 
 S = ImportJobStatus
@@ -234,3 +235,37 @@ def test_a_tracker_asked_to_stop_hands_its_job_back_at_the_next_row(
     # Rows up to the last checkpoint flushed; the one after it is redone.
     assert (back.status, back.processed_rows, back.checkpoint) == (S.PENDING, 6, {"row": 6})
     assert repo.rescue_stale(timedelta(0)) == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_worker_claims_another_owner_s_job_among_its_next_two_claims(
+    repo: ImportJobRepository, conn: psycopg.Connection[Any], db_url: str, concurrency: int
+) -> None:
+    conn.execute(
+        "INSERT INTO import_job (source_type, filename, owner, total_rows)"
+        " SELECT 'csv', 'big.csv', 'tenant-a', 1 FROM generate_series(1, 10000)"
+    )
+
+    def handle(job: ImportJob, t: Tracker) -> None:
+        time.sleep(0.005)
+        t.ok()
+
+    worker = Worker(handle, db_url, concurrency=concurrency)
+    running = threading.Thread(target=worker.run)
+    running.start()
+    try:
+        _wait(lambda: _count(conn, "status = 'completed'") >= 3 * concurrency)  # busy
+        single = repo.create(ImportJob(source_type="csv", filename="one.csv", owner="tenant-b"))
+        _wait(lambda: _job(repo, single.id).status is S.COMPLETED)
+    finally:
+        worker.stop()
+        running.join(60)
+    between = (single.created_at, _job(repo, single.id).started_at)
+    before = _count(conn, "started_at > %s AND started_at < %s", between)
+    assert before <= 1  # claimed first or second after its creation
+
+
+def _count(conn: psycopg.Connection[Any], where: LiteralString, params: Any = ()) -> int:
+    row = conn.execute("SELECT count(*) FROM import_job WHERE " + where, params).fetchone()
+    assert row is not None
+    return int(row[0])
