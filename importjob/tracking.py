@@ -345,6 +345,16 @@ class _TrackerState(Generic[_Repo]):
         self._flush_rows = self._rows + self._every_rows
         yield batch
 
+    def _unsent(self) -> bool:
+        """Whether a flush would carry anything: rows, entries, a checkpoint, a batch to resend."""
+        return bool(
+            self._pending is not None
+            or self._mark is not None
+            or self._rows
+            or self._entries
+            or self._entries_dropped
+        )
+
     def _acked(self, batch: dict[str, Any]) -> None:
         # Only once the statement succeeded: a failed flush loses nothing.
         self._flushed_rows += batch["processed"]
@@ -531,7 +541,9 @@ class Tracker(_TrackerState[ImportJobRepository]):
         self._stop_beating()
         self._final = True
         if exc is None:
-            self.flush()
+            # Nothing counted since the last flush: the end is the one statement.
+            if self._unsent():
+                self.flush()
             try:
                 self._call(lambda: self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED))
             except InvalidStatusTransitionError as lost:
@@ -648,7 +660,8 @@ class AsyncTracker(_TrackerState[AsyncImportJobRepository]):
         await self._stop_beating()
         self._final = True
         if exc is None:
-            await self.flush()
+            if self._unsent():
+                await self.flush()
             try:
                 await self._call(
                     lambda: self._repo.update_status(self.job_id, ImportJobStatus.COMPLETED)

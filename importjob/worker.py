@@ -14,9 +14,10 @@ when a job becomes pending), so it picks a new job up as its creation
 commits and sends no statement while nothing happens; it claims anyway at
 least every ``fallback_seconds``, in case a notification was missed (across
 a reconnect). Each claimed job runs ``handler(job, tracker)`` inside
-`importjob.track` on a pooled connection of its own, ``concurrency`` at a
-time in threads (a coroutine function runs in its thread's own event loop,
-over an async connection, with an `importjob.AsyncTracker`).
+`importjob.track`, ``concurrency`` at a time in threads, each thread over a
+connection of its own that it keeps from job to job (a coroutine function
+runs in its thread's own event loop, over an async connection, with an
+`importjob.AsyncTracker`).
 
 Stopping (`Worker.stop`, or SIGTERM or SIGINT in `run_worker`): no more
 claims; each running handler's tracker, at the end of its current row,
@@ -46,7 +47,6 @@ from types import FrameType
 from typing import Any, cast
 
 import psycopg
-import psycopg_pool
 
 from importjob import _validate
 from importjob._queries import queries
@@ -142,6 +142,10 @@ class Worker:
         self._freed = threading.Event()
         self._running: set[concurrent.futures.Future[None]] = set()
         self._lock = threading.Lock()
+        # Each slot's repository, kept from job to job: the tracker replaces
+        # a connection the server dropped (a restart) as it retries.
+        self._slot = threading.local()
+        self._repos: list[ImportJobRepository] = []
 
     @property
     def stopping(self) -> bool:
@@ -154,21 +158,11 @@ class Worker:
 
     def run(self) -> bool:
         """Claim and run jobs until stopped; return whether every handler finished in time."""
-        pool = psycopg_pool.ConnectionPool(
-            self._url,
-            min_size=1,
-            max_size=self.concurrency,
-            kwargs={"autocommit": True, "application_name": _NAME},
-            # A connection the server dropped (a restart) is replaced, not
-            # handed to a job: one empty round trip at each checkout.
-            check=psycopg_pool.ConnectionPool.check_connection,
-            open=True,
-        )
         slots = concurrent.futures.ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="importjob-worker"
         )
         try:
-            self._listen(pool, slots)
+            self._listen(slots)
             _, left = concurrent.futures.wait(self._running, timeout=self._stop_timeout)
             if left:
                 logger.warning(
@@ -181,11 +175,10 @@ class Worker:
         finally:
             slots.shutdown(wait=False, cancel_futures=True)
             if not self._running or all(f.done() for f in self._running):
-                pool.close()
+                for repo in self._repos:
+                    repo.connection.close()
 
-    def _listen(
-        self, pool: psycopg_pool.ConnectionPool, slots: concurrent.futures.ThreadPoolExecutor
-    ) -> None:
+    def _listen(self, slots: concurrent.futures.ThreadPoolExecutor) -> None:
         # Over a connection lost (a server restart), connect again with a
         # growing delay; the running jobs' trackers retry on their own.
         backoff = Backoff(attempts=sys.maxsize)
@@ -201,7 +194,7 @@ class Worker:
                         self.worker_id,
                         self.concurrency,
                     )
-                    self._loop(listener, ImportJobRepository(claimer), pool, slots)
+                    self._loop(listener, ImportJobRepository(claimer), slots)
                     return
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
                 wait = backoff.wait(attempt, exc) or backoff.max_delay  # raises unless lost
@@ -219,7 +212,6 @@ class Worker:
         self,
         listener: psycopg.Connection[Any],
         repo: ImportJobRepository,
-        pool: psycopg_pool.ConnectionPool,
         slots: concurrent.futures.ThreadPoolExecutor,
     ) -> None:
         claim_due = True  # at start: there may be pending jobs already
@@ -235,7 +227,7 @@ class Worker:
                 last_claim = now
                 job = repo.claim_next(self.worker_id)
                 if job is not None:
-                    self._start(job, pool, slots)
+                    self._start(job, slots)
                     continue  # a backlog: claim again while a slot is free
                 claim_due = False
             if free:
@@ -264,13 +256,8 @@ class Worker:
                         self._rescue_after,
                     )
 
-    def _start(
-        self,
-        job: ImportJob,
-        pool: psycopg_pool.ConnectionPool,
-        slots: concurrent.futures.ThreadPoolExecutor,
-    ) -> None:
-        future = slots.submit(self._run_job, job, pool)
+    def _start(self, job: ImportJob, slots: concurrent.futures.ThreadPoolExecutor) -> None:
+        future = slots.submit(self._run_job, job)
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._finished)
@@ -280,7 +267,19 @@ class Worker:
             self._running.discard(future)
         self._freed.set()
 
-    def _run_job(self, job: ImportJob, pool: psycopg_pool.ConnectionPool) -> None:
+    def _slot_repo(self) -> ImportJobRepository:
+        repo: ImportJobRepository | None = getattr(self._slot, "repo", None)
+        if repo is not None and not repo.connection.closed:
+            return repo
+        repo = ImportJobRepository(
+            psycopg.connect(self._url, autocommit=True, application_name=_NAME)
+        )
+        self._slot.repo = repo
+        with self._lock:
+            self._repos.append(repo)
+        return repo
+
+    def _run_job(self, job: ImportJob) -> None:
         logger.info("job %s started: %s (owner %s)", job.id, job.filename, job.owner or "-")
         began = time.monotonic()
         tracker: Tracker | AsyncTracker | None = None
@@ -289,17 +288,16 @@ class Worker:
             if self._is_async:
                 tracker = asyncio.run(self._run_async(job))
             else:
-                with pool.connection() as conn:
-                    tracker = Tracker(
-                        ImportJobRepository(conn),
-                        job.id,
-                        worker_id=self.worker_id,
-                        stop=self._stopping.is_set,
-                        claimed=job,
-                        **self._tracker_options,
-                    )
-                    with tracker:
-                        cast(Callable[[ImportJob, Tracker], object], self._handler)(job, tracker)
+                tracker = Tracker(
+                    self._slot_repo(),
+                    job.id,
+                    worker_id=self.worker_id,
+                    stop=self._stopping.is_set,
+                    claimed=job,
+                    **self._tracker_options,
+                )
+                with tracker:
+                    cast(Callable[[ImportJob, Tracker], object], self._handler)(job, tracker)
         except ImportJobReleasedError:
             outcome = "handed back to pending (the worker is stopping)"
         except ImportJobStoppedError as exc:

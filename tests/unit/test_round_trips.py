@@ -274,6 +274,30 @@ def test_a_tracker_of_a_job_it_claimed_sends_no_start(repo: ImportJobRepository)
     assert (done.status, done.processed_rows) == (ImportJobStatus.COMPLETED, 1)
 
 
+@pytest.mark.parametrize(
+    ("rows", "checkpoint", "statements"),
+    [(0, False, 1), (3, False, 1), (3, True, 2)],
+)
+def test_the_end_flushes_only_what_is_left(
+    repo: ImportJobRepository, rows: int, checkpoint: bool, statements: int
+) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="c.csv"))
+    tracker = track(repo, job.id, worker_id="w1")
+    tracker.__enter__()
+    for _ in range(rows):
+        tracker.ok()
+    tracker.flush()
+    if checkpoint:
+        tracker.checkpoint({"line": rows})  # recorded since the flush: the end sends it
+    with _traced(repo.connection) as messages:
+        tracker.__exit__(None, None, None)
+    assert messages.count("Execute") == statements, messages
+    done = repo.get_by_id(job.id)
+    assert done is not None
+    assert (done.status, done.processed_rows) == (ImportJobStatus.COMPLETED, rows)
+    assert done.checkpoint == ({"line": rows} if checkpoint else None)
+
+
 @pytest.mark.parametrize("worker", ["w1", "w2"])
 def test_a_claimed_job_must_be_the_tracker_s_own(repo: ImportJobRepository, worker: str) -> None:
     repo.create(ImportJob(source_type="csv", filename="c.csv"))
