@@ -3,8 +3,8 @@
 procrastinate (a PostgreSQL task queue on psycopg 3) is the closest peer;
 it is a dependency of the benchmark environment only. Both sides run 4
 worker processes, one job at a time each, started and idle before the jobs
-come: importjob's handler runs inside its tracker (a start, a flush, an end,
-heartbeats) and its workers rescue; procrastinate's task does nothing.
+come, and their handlers do nothing: importjob's runs inside its tracker
+(heartbeats, the end) and its workers rescue.
 """
 
 from __future__ import annotations
@@ -21,11 +21,10 @@ import procrastinate
 
 from benchmarks import _harness
 from benchmarks._harness import Report, Section, alternating, connect, drop_database
+from benchmarks.worker import GAP, WORKERS, pickups, serve, spawn
 from importjob import ImportJob, ImportJobRepository, Tracker
 
 PEER_DB = "importjob_bench_peer"
-WORKERS = 4
-GAP = 0.05
 
 # procrastinate finds its tasks through a module-level app; its connection
 # comes from the environment each worker process inherits.
@@ -42,18 +41,12 @@ def noop(at: float = 0.0) -> None:
 
 def _nothing(job: ImportJob, t: Tracker) -> None:
     """Do nothing, in a tracker, as importjob's handler."""
-    t.ok()
 
 
-def _first_line(job: ImportJob, t: Tracker) -> None:
-    t.checkpoint({"at": time.time()})
-    t.ok()
-
-
-def _importjob_worker(database_url: str, pickup: bool) -> None:
+def _importjob_worker(database_url: str) -> None:
     from importjob import run_worker  # noqa: PLC0415 - in the child
 
-    run_worker(_first_line if pickup else _nothing, database_url)
+    run_worker(_nothing, database_url)
 
 
 def _procrastinate_worker(conninfo: str) -> None:
@@ -88,14 +81,6 @@ def _peer_database() -> str:
     return peer_url
 
 
-def _spawn(target: Any, *args: Any) -> Any:
-    import multiprocessing  # noqa: PLC0415 - only this section starts processes
-
-    process = multiprocessing.get_context("spawn").Process(target=target, args=args)
-    process.start()
-    return process
-
-
 def _stop(processes: list[Any]) -> None:
     for process in processes:
         process.terminate()
@@ -111,7 +96,7 @@ def _until(conn: Any, query: str, params: tuple[Any, ...] = ()) -> None:
 def _importjob_round(database_url: str, jobs: int) -> float:
     conn = connect(database_url)
     repo = ImportJobRepository(conn)
-    workers = [_spawn(_importjob_worker, database_url, False) for _ in range(WORKERS)]
+    workers = [spawn(_importjob_worker, database_url) for _ in range(WORKERS)]
     time.sleep(3.0)  # started and listening
     started = time.perf_counter()
     with conn.transaction():
@@ -127,7 +112,7 @@ def _importjob_round(database_url: str, jobs: int) -> float:
 
 def _procrastinate_round(peer_url: str, jobs: int) -> float:
     conn = connect(peer_url)
-    workers = [_spawn(_procrastinate_worker, peer_url) for _ in range(WORKERS)]
+    workers = [spawn(_procrastinate_worker, peer_url) for _ in range(WORKERS)]
     time.sleep(3.0)
     deferrer = procrastinate.App(connector=procrastinate.SyncPsycopgConnector(conninfo=peer_url))
     with deferrer.open():
@@ -164,18 +149,9 @@ def throughput_line(bench_url: str, peer_url: str, report: Report, jobs: int, ro
 def _importjob_pickup(database_url: str, jobs: int) -> list[float]:
     conn = connect(database_url)
     repo = ImportJobRepository(conn)
-    workers = [_spawn(_importjob_worker, database_url, True) for _ in range(WORKERS)]
+    workers = [spawn(serve, database_url) for _ in range(WORKERS)]
     time.sleep(3.0)
-    latencies = []
-    for _ in range(jobs):
-        created = time.time()
-        job = repo.create(ImportJob(source_type="csv", filename="pickup.csv"))
-        while (read := repo.get_by_id(job.id)) is not None and not read.status.is_terminal:
-            time.sleep(0.002)
-        if read is None or read.checkpoint is None:
-            raise RuntimeError(f"job {job.id} was not picked up")
-        latencies.append((read.checkpoint["at"] - created) * 1000)
-        time.sleep(GAP)
+    latencies = pickups(repo, jobs)
     _stop(workers)
     conn.close()
     return latencies
@@ -185,7 +161,7 @@ def _procrastinate_pickup(peer_url: str, jobs: int) -> list[float]:
     conn = connect(peer_url)
     with tempfile.TemporaryDirectory() as notes:
         os.environ["BENCH_PICKUP_DIR"] = notes
-        workers = [_spawn(_procrastinate_worker, peer_url) for _ in range(WORKERS)]
+        workers = [spawn(_procrastinate_worker, peer_url) for _ in range(WORKERS)]
         time.sleep(3.0)
         deferrer = procrastinate.App(
             connector=procrastinate.SyncPsycopgConnector(conninfo=peer_url)

@@ -21,17 +21,17 @@ def run(url: str, report: Report, *, quick: bool) -> None:
     idle_line(url, report, seconds=3.0 if quick else 10.0)
 
 
-def _first_line(job: ImportJob, t: Tracker) -> None:
+def first_line(job: ImportJob, t: Tracker) -> None:
     """Store the time of the handler's first line with the job."""
     t.checkpoint({"at": time.time()})
     t.ok()
 
 
-def _serve(url: str) -> None:
-    # SIGTERM (Process.terminate) stops it gracefully.
+def serve(url: str) -> None:
+    """Run one worker whose handler notes its first line; SIGTERM stops it gracefully."""
     from importjob import run_worker  # noqa: PLC0415 - in the child
 
-    run_worker(_first_line, url)
+    run_worker(first_line, url)
 
 
 def _listen(url: str, ready: Any, heard: Any) -> None:
@@ -43,13 +43,14 @@ def _listen(url: str, ready: Any, heard: Any) -> None:
         heard.put(time.time())
 
 
-def _spawn(target: Any, *args: Any) -> Any:
+def spawn(target: Any, *args: Any) -> Any:
+    """Start ``target(*args)`` in a new process (spawned: nothing inherited but the arguments)."""
     process = multiprocessing.get_context("spawn").Process(target=target, args=args)
     process.start()
     return process
 
 
-def _pickup(repo: ImportJobRepository, jobs: int) -> list[float]:
+def pickups(repo: ImportJobRepository, jobs: int) -> list[float]:
     """Create jobs one at a time; return each one's ms from create to its handler's first line."""
     latencies = []
     for _ in range(jobs):
@@ -80,15 +81,15 @@ def pickup_line(url: str, report: Report, jobs: int, rounds: int) -> None:
     repo = ImportJobRepository(conn)
     context = multiprocessing.get_context("spawn")
     ready, heard = context.Event(), context.Queue()
-    listener = _spawn(_listen, url, ready, heard)
-    workers = [_spawn(_serve, url) for _ in range(WORKERS)]
+    listener = spawn(_listen, url, ready, heard)
+    workers = [spawn(serve, url) for _ in range(WORKERS)]
     ready.wait(60)
     time.sleep(3.0)  # the workers started and listening
     samples: dict[str, list[float]] = {"worker": [], "listen": []}
     try:
         for side in alternating(("worker", "listen"), rounds):
             if side == "worker":
-                samples[side] += _pickup(repo, jobs)
+                samples[side] += pickups(repo, jobs)
             else:
                 samples[side] += _notified(conn, heard, jobs)
     finally:
@@ -151,8 +152,8 @@ def idle_line(url: str, report: Report, seconds: float) -> None:
     """Statements per second from 4 idle workers, against 4 loops polling every 10 ms."""
     conn = connect(url)
     rates: dict[str, float] = {}
-    for side, target in (("worker", _serve), ("polling", _polling_loop)):
-        processes = [_spawn(target, url) for _ in range(WORKERS)]
+    for side, target in (("worker", serve), ("polling", _polling_loop)):
+        processes = [spawn(target, url) for _ in range(WORKERS)]
         time.sleep(3.0)  # started, past their first claims
         try:
             rates[side] = _idle_rate(conn, seconds)
