@@ -830,7 +830,7 @@ def _positive(option: str, value: timedelta) -> timedelta:
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Jobs run at once (threads; tasks' loops for a coroutine function).",
+    help="Jobs run at once (threads; asyncio tasks for a coroutine function).",
 )
 @click.option("--database", "database_url", metavar="URL", help="As the command's --database.")
 @click.option(

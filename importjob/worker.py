@@ -14,10 +14,10 @@ when a job becomes pending), so it picks a new job up as its creation
 commits and sends no statement while nothing happens; it claims anyway at
 least every ``fallback_seconds``, in case a notification was missed (across
 a reconnect). Each claimed job runs ``handler(job, tracker)`` inside
-`importjob.track`, ``concurrency`` at a time in threads, each thread over a
-connection of its own that it keeps from job to job (a coroutine function
-runs in its thread's own event loop, over an async connection, with an
-`importjob.AsyncTracker`).
+`importjob.track`, ``concurrency`` at a time: a function in threads, a
+coroutine function as asyncio tasks on one event loop of the worker's (with
+an `importjob.AsyncTracker`), each over a connection of its own that is
+kept from job to job.
 
 Stopping (`Worker.stop`, or SIGTERM or SIGINT in `run_worker`): no more
 claims; each running handler's tracker, at the end of its current row,
@@ -89,6 +89,8 @@ PENDING_CHANNEL = "import_job_pending"
 _SLICE = 0.25
 # Its sessions, as pg_stat_activity shows them.
 _NAME = "importjob worker"
+# Runs one claimed job in a slot (a thread, or a task on the worker's loop).
+_Start = Callable[[ImportJob], "concurrent.futures.Future[None]"]
 
 
 def check_handler(handler: object) -> None:
@@ -143,9 +145,11 @@ class Worker:
         self._running: set[concurrent.futures.Future[None]] = set()
         self._lock = threading.Lock()
         # Each slot's repository, kept from job to job: the tracker replaces
-        # a connection the server dropped (a restart) as it retries.
+        # a connection the server dropped (a restart) as it retries. A
+        # thread keeps its own; the tasks share the idle ones of the loop.
         self._slot = threading.local()
         self._repos: list[ImportJobRepository] = []
+        self._idle_async: list[AsyncImportJobRepository] = []
 
     @property
     def stopping(self) -> bool:
@@ -158,11 +162,21 @@ class Worker:
 
     def run(self) -> bool:
         """Claim and run jobs until stopped; return whether every handler finished in time."""
-        slots = concurrent.futures.ThreadPoolExecutor(
+        loop = asyncio.new_event_loop()
+        tasks = threading.Thread(target=loop.run_forever, name="importjob-worker-loop", daemon=True)
+        threads = concurrent.futures.ThreadPoolExecutor(
             self.concurrency, thread_name_prefix="importjob-worker"
         )
+
+        def start(job: ImportJob) -> concurrent.futures.Future[None]:
+            if self._is_async:
+                return asyncio.run_coroutine_threadsafe(self._run_task(job), loop)
+            return threads.submit(self._run_job, job)
+
+        if self._is_async:
+            tasks.start()
         try:
-            self._listen(slots)
+            self._listen(start)
             _, left = concurrent.futures.wait(self._running, timeout=self._stop_timeout)
             if left:
                 logger.warning(
@@ -173,12 +187,20 @@ class Worker:
                 )
             return not left
         finally:
-            slots.shutdown(wait=False, cancel_futures=True)
-            if not self._running or all(f.done() for f in self._running):
+            threads.shutdown(wait=False, cancel_futures=True)
+            finished = all(f.done() for f in self._running)
+            if finished:
                 for repo in self._repos:
                     repo.connection.close()
+            if tasks.is_alive():
+                if finished:
+                    asyncio.run_coroutine_threadsafe(self._close_idle(), loop).result()
+                loop.call_soon_threadsafe(loop.stop)
+                tasks.join(self._stop_timeout if finished else 0)
+            if not tasks.is_alive():  # else a task still runs there: the process ends it
+                loop.close()
 
-    def _listen(self, slots: concurrent.futures.ThreadPoolExecutor) -> None:
+    def _listen(self, start: _Start) -> None:
         # Over a connection lost (a server restart), connect again with a
         # growing delay; the running jobs' trackers retry on their own.
         backoff = Backoff(attempts=sys.maxsize)
@@ -194,7 +216,7 @@ class Worker:
                         self.worker_id,
                         self.concurrency,
                     )
-                    self._loop(listener, ImportJobRepository(claimer), slots)
+                    self._loop(listener, ImportJobRepository(claimer), start)
                     return
             except (psycopg.OperationalError, ImportJobDatabaseError) as exc:
                 wait = backoff.wait(attempt, exc) or backoff.max_delay  # raises unless lost
@@ -212,7 +234,7 @@ class Worker:
         self,
         listener: psycopg.Connection[Any],
         repo: ImportJobRepository,
-        slots: concurrent.futures.ThreadPoolExecutor,
+        start: _Start,
     ) -> None:
         claim_due = True  # at start: there may be pending jobs already
         last_claim = 0.0
@@ -227,7 +249,7 @@ class Worker:
                 last_claim = now
                 job = repo.claim_next(self.worker_id)
                 if job is not None:
-                    self._start(job, slots)
+                    self._start(job, start)
                     continue  # a backlog: claim again while a slot is free
                 claim_due = False
             if free:
@@ -256,8 +278,8 @@ class Worker:
                         self._rescue_after,
                     )
 
-    def _start(self, job: ImportJob, slots: concurrent.futures.ThreadPoolExecutor) -> None:
-        future = slots.submit(self._run_job, job)
+    def _start(self, job: ImportJob, start: _Start) -> None:
+        future = start(job)
         with self._lock:
             self._running.add(future)
         future.add_done_callback(self._finished)
@@ -280,58 +302,86 @@ class Worker:
         return repo
 
     def _run_job(self, job: ImportJob) -> None:
-        logger.info("job %s started: %s (owner %s)", job.id, job.filename, job.owner or "-")
-        began = time.monotonic()
-        tracker: Tracker | AsyncTracker | None = None
-        outcome = "completed"
+        began = _began(job)
+        tracker: Tracker | None = None
         try:
-            if self._is_async:
-                tracker = asyncio.run(self._run_async(job))
-            else:
-                tracker = Tracker(
-                    self._slot_repo(),
-                    job.id,
-                    worker_id=self.worker_id,
-                    stop=self._stopping.is_set,
-                    claimed=job,
-                    **self._tracker_options,
-                )
-                with tracker:
-                    cast(Callable[[ImportJob, Tracker], object], self._handler)(job, tracker)
-        except ImportJobReleasedError:
-            outcome = "handed back to pending (the worker is stopping)"
-        except ImportJobStoppedError as exc:
-            outcome = str(exc.status)
+            tracker = Tracker(self._slot_repo(), job.id, **self._tracker_kwargs(job))
+            with tracker:
+                cast(Callable[[ImportJob, Tracker], object], self._handler)(job, tracker)
         except Exception as exc:  # the job failed (the tracker marked it); the worker goes on
-            outcome = f"failed: {type(exc).__name__}: {exc}"
-        took = time.monotonic() - began
-        rows = tracker.processed_rows if tracker is not None else 0
-        logger.info(
-            "job %s %s: %d rows in %.1fs (%.1f rows/s), owner %s",
-            job.id,
-            outcome,
-            rows,
-            took,
-            rows / took if took else 0.0,
-            job.owner or "-",
-        )
+            _ended(job, began, tracker, exc)
+        else:
+            _ended(job, began, tracker, None)
 
-    async def _run_async(self, job: ImportJob) -> AsyncTracker:
+    async def _run_task(self, job: ImportJob) -> None:
         handler = cast(Callable[[ImportJob, AsyncTracker], Awaitable[object]], self._handler)
-        async with await psycopg.AsyncConnection.connect(
-            self._url, autocommit=True, application_name=_NAME
-        ) as conn:
-            tracker = AsyncTracker(
-                AsyncImportJobRepository(conn),
-                job.id,
-                worker_id=self.worker_id,
-                stop=self._stopping.is_set,
-                claimed=job,
-                **self._tracker_options,
-            )
+        began = _began(job)
+        tracker: AsyncTracker | None = None
+        repo: AsyncImportJobRepository | None = None
+        try:
+            repo = await self._task_repo()
+            tracker = AsyncTracker(repo, job.id, **self._tracker_kwargs(job))
             async with tracker:
                 await handler(job, tracker)
-        return tracker
+        except Exception as exc:  # as in _run_job
+            _ended(job, began, tracker, exc)
+        else:
+            _ended(job, began, tracker, None)
+        finally:
+            if repo is not None:
+                self._idle_async.append(repo)
+
+    async def _task_repo(self) -> AsyncImportJobRepository:
+        while self._idle_async:
+            repo = self._idle_async.pop()
+            if not repo.connection.closed:
+                return repo
+        return AsyncImportJobRepository(
+            await psycopg.AsyncConnection.connect(
+                self._url, autocommit=True, application_name=_NAME
+            )
+        )
+
+    async def _close_idle(self) -> None:
+        for repo in self._idle_async:
+            await repo.connection.close()
+
+    def _tracker_kwargs(self, job: ImportJob) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "stop": self._stopping.is_set,
+            "claimed": job,
+            **self._tracker_options,
+        }
+
+
+def _began(job: ImportJob) -> float:
+    logger.info("job %s started: %s (owner %s)", job.id, job.filename, job.owner or "-")
+    return time.monotonic()
+
+
+def _ended(
+    job: ImportJob, began: float, tracker: Tracker | AsyncTracker | None, exc: Exception | None
+) -> None:
+    if exc is None:
+        outcome = "completed"
+    elif isinstance(exc, ImportJobReleasedError):
+        outcome = "handed back to pending (the worker is stopping)"
+    elif isinstance(exc, ImportJobStoppedError):
+        outcome = str(exc.status)
+    else:
+        outcome = f"failed: {type(exc).__name__}: {exc}"
+    took = time.monotonic() - began
+    rows = tracker.processed_rows if tracker is not None else 0
+    logger.info(
+        "job %s %s: %d rows in %.1fs (%.1f rows/s), owner %s",
+        job.id,
+        outcome,
+        rows,
+        took,
+        rows / took if took else 0.0,
+        job.owner or "-",
+    )
 
 
 def _positive_seconds(field: str, value: object) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -16,7 +17,15 @@ from typing import Any, LiteralString
 import psycopg
 import pytest
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus, Tracker, Worker, track
+from importjob import (
+    AsyncTracker,
+    ImportJob,
+    ImportJobRepository,
+    ImportJobStatus,
+    Tracker,
+    Worker,
+    track,
+)
 from importjob.exceptions import ImportJobReleasedError
 
 S = ImportJobStatus
@@ -269,3 +278,30 @@ def _count(conn: psycopg.Connection[Any], where: LiteralString, params: Any = ()
     row = conn.execute("SELECT count(*) FROM import_job WHERE " + where, params).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def test_coroutine_handlers_run_as_tasks_of_one_event_loop_n_at_a_time(
+    repo: ImportJobRepository, db_url: str
+) -> None:
+    together = 3
+    jobs = [repo.create(ImportJob(source_type="csv", filename=f"{n}.csv")) for n in range(together)]
+    seen: list[tuple[int, asyncio.AbstractEventLoop]] = []
+
+    async def handle(job: ImportJob, t: AsyncTracker) -> None:
+        seen.append((threading.get_ident(), asyncio.get_running_loop()))
+        # Each waits until all three have started: they end only if they run together.
+        while len(seen) < together:
+            await asyncio.sleep(0.01)
+        await t.ok()
+
+    worker = Worker(handle, db_url, concurrency=together)
+    running = threading.Thread(target=worker.run)
+    running.start()
+    try:
+        _wait(lambda: all(_job(repo, job.id).status is S.COMPLETED for job in jobs))
+    finally:
+        worker.stop()
+        running.join(60)
+    assert not running.is_alive()
+    assert len(seen) == together
+    assert len(set(seen)) == 1  # one thread, one loop
