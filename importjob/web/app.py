@@ -203,6 +203,7 @@ class Dashboard(Starlette):
 
     def __init__(self, url: str, pool_size: int, **app: Any) -> None:
         self._url, self._pool_size = url, pool_size
+        self._entered = False
         super().__init__(lifespan=self._lifespan, **app)
         self.state.started = False
 
@@ -217,27 +218,31 @@ class Dashboard(Starlette):
         mounted: until then every request is 503. Raises `RuntimeError`
         when it is entered again while it runs.
         """
-        if self.state.started:
+        if self._entered:
             raise RuntimeError("the dashboard's lifespan is running already")
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            self._url,
-            min_size=1,
-            max_size=self._pool_size,
-            kwargs={"autocommit": True, "application_name": "importjob serve"},
-            open=False,
-            name="importjob-serve",
-        )
-        await pool.open()
-        listener = Listener({"conninfo": self._url}, pool)
-        listener.start()
-        self.state.pool, self.state.listener = pool, listener
-        self.state.started = True
+        self._entered = True  # before the first wait: a second entry meanwhile is refused too
         try:
-            yield
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                self._url,
+                min_size=1,
+                max_size=self._pool_size,
+                kwargs={"autocommit": True, "application_name": "importjob serve"},
+                open=False,
+                name="importjob-serve",
+            )
+            await pool.open()
+            listener = Listener({"conninfo": self._url}, pool)
+            listener.start()
+            self.state.pool, self.state.listener = pool, listener
+            self.state.started = True
+            try:
+                yield
+            finally:
+                self.state.started = False
+                await listener.close()
+                await pool.close()
         finally:
-            self.state.started = False
-            await listener.close()
-            await pool.close()
+            self._entered = False
 
 
 def create_app(

@@ -14,7 +14,7 @@ import contextlib
 import json
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
@@ -102,15 +102,18 @@ def _list_filters(request: Request) -> dict[str, Any]:
 
 
 async def _list(request: Request, limit: int) -> tuple[list[ImportJob], dict[str, Any]]:
-    """Return the newest jobs the request's filters ask for, of the owners its user sees."""
-    status, filters = _status(request), _list_filters(request)
-    access = request_access(request)
+    """Return the newest jobs the request's filters ask for, of the owners its user sees.
+
+    With the filters as the request gave them, for the page's form to show.
+    """
+    status, asked = _status(request), _list_filters(request)
+    access, filters = request_access(request), asked
     if not access.all_owners:
-        if filters["owner"] not in (None, access.owner):
-            return [], filters  # another owner's jobs: none of them is seen
-        filters = {**filters, "owner": access.owner}
+        if asked["owner"] not in (None, access.owner):
+            return [], asked  # another owner's jobs: none of them is seen
+        filters = {**asked, "owner": access.owner}
     async with _repository(request) as repo:
-        return await repo.list_recent(status, limit, **filters), filters
+        return await repo.list_recent(status, limit, **filters), asked
 
 
 # Reads.
@@ -325,8 +328,17 @@ def _cross_site(request: Request) -> bool:
     return request.headers.get("sec-fetch-site") not in (None, "same-origin", "none")
 
 
-async def api_cancel(request: Request) -> Response:
-    """POST /api/jobs/{id}/cancel: cancel a job, when the request's access allows it."""
+async def _act(
+    request: Request,
+    action: str,
+    run: Callable[[AsyncImportJobRepository, uuid.UUID], Awaitable[ImportJob]],
+) -> Response:
+    """Do ``action`` on the request's job if its access allows it; audit it either way.
+
+    Every action goes through here: ``can_cancel`` gates each, a request
+    another site's page made is refused, another owner's job is 404 as a
+    missing one, and the audit log gets one record, allowed or not.
+    """
     job_id = _job_id(request)
     access = request_access(request)
     async with _repository(request) as repo:
@@ -334,28 +346,33 @@ async def api_cancel(request: Request) -> Response:
     owner = owners.get(job_id)
 
     def refused(why: str) -> None:
-        audit("cancel", access, job_id, owner, f"refused: {why}")
+        audit(action, access, job_id, owner, f"refused: {why}")
 
     if not access.can_cancel:
-        refused("no right to cancel")
+        refused(f"no right to {action}")
         return JSONResponse({"error": request.app.state.cancel_refusal}, status_code=403)
     if _cross_site(request):
         refused("a cross-site request")
-        return JSONResponse({"error": "cancel from another site is refused"}, status_code=403)
+        return JSONResponse({"error": f"{action} from another site is refused"}, status_code=403)
     if not _seen(access, owners, job_id):
         refused("no such job" if job_id not in owners else "another owner's job")
         raise ImportJobNotFoundError(job_id)
     try:
         async with _repository(request) as repo:
-            job = await repo.cancel(job_id)
+            job = await run(repo, job_id)
     except (ImportJobNotFoundError, InvalidStatusTransitionError) as exc:
         refused(str(exc))
         raise
     except Exception as exc:
-        audit("cancel", access, job_id, owner, f"failed: {type(exc).__name__}")
+        audit(action, access, job_id, owner, f"failed: {type(exc).__name__}")
         raise
-    audit("cancel", access, job_id, owner, "allowed")
+    audit(action, access, job_id, owner, "allowed")
     return JSONResponse(job_json(job, datetime.now(UTC), None))
+
+
+async def api_cancel(request: Request) -> Response:
+    """POST /api/jobs/{id}/cancel: cancel a job, when the request's access allows it."""
+    return await _act(request, "cancel", lambda repo, job_id: repo.cancel(job_id))
 
 
 async def healthz(request: Request) -> Response:
