@@ -561,7 +561,8 @@ def test_cancel_needs_the_token_in_a_header(serve: Serve, repo: ImportJobReposit
     assert server.token
     assert len(server.token) >= 32
     with client(server) as http:
-        assert "data-cancel" in http.get(f"/jobs/{job.id}").text
+        page = http.get(f"/jobs/{job.id}").text
+        assert "data-cancel data-asks-token" in page  # the button asks for the token
         assert http.post(f"/api/jobs/{job.id}/cancel").status_code == 403
         # A cookie, a query value or a form field carries no authority.
         http.cookies.set("X-Importjob-Token", server.token)

@@ -29,7 +29,9 @@ from importjob.web import AUDIT_LOGGER, Access, Dashboard, TokenAccess, create_a
 from importjob.web._paths import base_path
 
 PREFIX = "/admin/imports"
+HOSTILE = '<script>window.pwned=1</script>"\'><img src=x onerror="window.pwned=2">'
 USERS = {
+    "mallory": Access(user="mallory\ncancel allowed: user='root'", owner=HOSTILE),
     "alice": Access(user="alice", owner="tenant-a", can_cancel=True),
     "bob": Access(user="bob", owner="tenant-b"),
     "root": Access(user="root", all_owners=True, can_cancel=True),
@@ -238,6 +240,30 @@ def test_a_user_sees_only_their_owners_jobs(
         assert alice.get(f"{PREFIX}/metrics").status_code == 403
         assert root.get(f"{PREFIX}/metrics").status_code == 200
         assert alice.get(f"{PREFIX}/healthz").json()["status"] == "ok"
+
+
+def test_hostile_owners_users_and_metadata_are_escaped_under_the_mount(
+    mounted: Callable[..., httpx.Client],
+    repo: ImportJobRepository,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hostile = job(repo, HOSTILE, metadata={HOSTILE: HOSTILE})
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    with mounted("mallory") as http:
+        for path in ("/", f"/jobs/{hostile.id}", f"/?owner={HOSTILE}"):
+            page = http.get(PREFIX + path)
+            assert page.status_code == 200
+            assert str(hostile.id) in page.text
+            assert "<script>window" not in page.text
+            assert "<img" not in page.text
+            assert "&lt;script&gt;window.pwned=1&lt;/script&gt;" in page.text
+        [listed] = http.get(f"{PREFIX}/api/jobs").json()
+        assert (listed["owner"], listed["metadata"]) == (HOSTILE, {HOSTILE: HOSTILE})
+        assert http.post(f"{PREFIX}/api/jobs/{hostile.id}/cancel").status_code == 403
+    [record] = [r for r in caplog.records if r.name == AUDIT_LOGGER]
+    # One line, whatever the user's name holds: no forged record after it.
+    assert "\n" not in record.getMessage()
+    assert record.user == USERS["mallory"].user  # type: ignore[attr-defined]
 
 
 def test_another_owners_job_answers_byte_for_byte_as_a_missing_one(
