@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -119,6 +120,10 @@ def test_every_link_asset_and_stream_stays_under_the_mount(
             [(_, first)] = first_events(stream, 1)
             assert first["id"] == str(parent.id)
         assert http.get(f"/jobs/{parent.id}").status_code == 404  # nothing at the host's root
+        # An encoded slash in the prefix reaches the same mount; its links stay under it.
+        encoded = http.get(PREFIX.replace("/imports", "%2Fimports") + "/")
+        assert encoded.status_code in (200, 404)
+        assert all(link.startswith(PREFIX) for link in LINK.findall(encoded.text))
     script = Path(__file__).resolve().parents[2] / "importjob" / "web" / "static" / "app.js"
     # The script builds its URLs on the page's base, never from the host's root.
     assert not re.search(r"""[`"']/(api|jobs|static)""", script.read_text())
@@ -347,7 +352,24 @@ def test_a_dashboard_whose_lifespan_did_not_run_says_so(
     assert "enter `dashboard.lifespan()` in the host's lifespan" in caplog.text
 
 
-def test_a_dashboard_runs_one_lifespan_at_a_time(db_url: str) -> None:
+def _sessions(conn: Any) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name LIKE 'importjob serve%'"
+    ).fetchone()
+    return int(row[0])
+
+
+def _sessions_end(conn: Any) -> int:
+    """Return the dashboard's sessions once they have ended, or after 30 s those left."""
+    # A backend leaves pg_stat_activity just after its client has closed the connection.
+    deadline = time.monotonic() + 30
+    while (left := _sessions(conn)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def test_a_dashboard_runs_one_lifespan_at_a_time(db_url: str, conn: Any) -> None:
     dashboard = create_app(db_url)
 
     async def run() -> None:
@@ -360,6 +382,18 @@ def test_a_dashboard_runs_one_lifespan_at_a_time(db_url: str) -> None:
 
     asyncio.run(run())
     assert not dashboard.state.started
+    assert _sessions_end(conn) == 0  # pool and listener closed with the block
+
+
+def test_the_host_s_lifespan_opens_and_closes_the_dashboard_s_connections(
+    db_url: str, asgi_server: Serve, conn: Any
+) -> None:
+    server = asgi_server(host(create_app(db_url, access=header_access)))
+    with httpx.Client(base_url=server.base_url, headers={"x-test-user": "root"}) as http:
+        assert http.get(f"{PREFIX}/healthz").json() == {"status": "ok", "listening": True}
+    assert _sessions(conn) >= 2  # the pool's and the listener's
+    server.stop()
+    assert _sessions_end(conn) == 0
 
 
 @pytest.mark.parametrize(
@@ -383,6 +417,12 @@ def test_create_app_takes_access_or_the_token_never_both(db_url: str) -> None:
     with pytest.raises(InvalidFieldError) as refused:
         create_app(db_url, access=TokenAccess(), allow_cancel=True, token="t")  # noqa: S106 - a token under test
     assert refused.value.field == "access"
+    with pytest.raises(InvalidFieldError) as refused:
+        create_app(db_url, allow_cancel=True)
+    assert refused.value.field == "token"
+    # What serve gave create_app before the access hook: TokenAccess through it.
+    assert create_app(db_url, allow_cancel=True, token="t").state.asks_token  # noqa: S106
+    assert not create_app(db_url, access=TokenAccess()).state.asks_token
     with pytest.raises(InvalidFieldError) as refused:
         TokenAccess("")
     assert refused.value.field == "token"
