@@ -1,9 +1,12 @@
 """The web application: its database pool, its listener, its routes and its rules.
 
-`create_app` builds a Starlette app over the database at a URL: a small
-`psycopg_pool` pool for reads and one `Listener` connection for every live
-stream. Errors become JSON (or a page) with a status and never a traceback:
-bad input is 400 naming the field, an unknown job 404, a database away 503.
+`create_app` builds a `Dashboard`, a Starlette app over the database at a
+URL: a small `psycopg_pool` pool for reads and one `Listener` connection for
+every live stream, opened by its lifespan (the host's, when it is mounted).
+Before any route runs, a gate asks the application's access function about
+the request. Errors become JSON (or a page) with a status and never a
+traceback: bad input is 400 naming the field, a refused request 403, an
+unknown job 404, a database away 503.
 """
 
 from __future__ import annotations
