@@ -316,6 +316,12 @@ class _RepositoryCore:
         return {"id": _validate.job_id(job_id)}
 
     @staticmethod
+    def _owners_params(job_ids: object) -> _Params:
+        if isinstance(job_ids, str | bytes) or not isinstance(job_ids, Sequence):
+            raise InvalidFieldError("job_ids", "must be a sequence of job ids", job_ids)
+        return {"ids": [_validate.job_id(job_id) for job_id in job_ids]}
+
+    @staticmethod
     def _progress_params(
         job_id: object, processed: object, success: object, errors: object, total: object
     ) -> _Params:

@@ -205,6 +205,16 @@ class ImportJobRepository(_RepositoryCore):
         """Return the job with this id, or None when there is none."""
         return self._one("get_by_id", self._id_params(job_id), job_from_values)
 
+    def owners(self, job_ids: Sequence[UUID | str]) -> dict[UUID, str | None]:
+        """Return the owner of each job of ``job_ids`` that exists (None: it has no owner).
+
+        One read through the primary key, of no other column: what a caller
+        deciding who may see a job needs before it reads the job. An id
+        without a job is left out. Raises `InvalidFieldError` for an id that
+        is not a UUID.
+        """
+        return dict(self._all("owners", self._owners_params(job_ids), _values))
+
     def list_by_status(
         self, status: ImportJobStatus | str, limit: int = 100, *, owner: str | None = None
     ) -> list[ImportJob]:

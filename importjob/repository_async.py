@@ -137,6 +137,10 @@ class AsyncImportJobRepository(_RepositoryCore):
         """Return the job with this id, or None; see `ImportJobRepository.get_by_id`."""
         return await self._one("get_by_id", self._id_params(job_id), job_from_values)
 
+    async def owners(self, job_ids: Sequence[UUID | str]) -> dict[UUID, str | None]:
+        """Return the owner of each job of ``job_ids`` that exists; see the sync twin."""
+        return dict(await self._all("owners", self._owners_params(job_ids), _values))
+
     async def list_by_status(
         self, status: ImportJobStatus | str, limit: int = 100, *, owner: str | None = None
     ) -> list[ImportJob]:

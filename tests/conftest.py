@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -456,3 +457,56 @@ def serve(db_url: str) -> Iterator[Callable[..., WebServer]]:
     for server in started:
         output = server.finish()
         assert "Traceback" not in output, output
+
+
+class AsgiServer:
+    """An ASGI application served by uvicorn in a thread of the test, on a free port.
+
+    In the test's process, so the test reads what the application logs;
+    ``root_path`` is what a proxy in front of it would set.
+    """
+
+    def __init__(self, app: Any, root_path: str = "") -> None:
+        import uvicorn  # noqa: PLC0415 - the web extra, for the tests that serve
+
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="on",
+            root_path=root_path,
+            timeout_graceful_shutdown=5,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 60
+        while not self._server.started:
+            assert self._thread.is_alive(), "uvicorn stopped before it started"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop serving, as a signal would, and wait for the application's lifespan to end."""
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
+        self._socket.close()
+        assert not self._thread.is_alive()
+
+
+@pytest.fixture
+def asgi_server() -> Iterator[Callable[..., AsgiServer]]:
+    """Return a function serving an ASGI app in a thread (stopped after the test)."""
+    started: list[AsgiServer] = []
+
+    def _start(app: Any, *, root_path: str = "") -> AsgiServer:
+        server = AsgiServer(app, root_path)
+        started.append(server)
+        return server
+
+    yield _start
+    for server in started:
+        server.stop()

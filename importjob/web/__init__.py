@@ -3,30 +3,41 @@
 Needs the ``web`` extra (``pip install 'importjob[web]'``): Starlette and
 uvicorn serve it, Jinja2 renders the pages, psycopg_pool holds the reads'
 connections, sse-starlette streams the live snapshots and prometheus-client
-writes ``/metrics``. `create_app` builds the application, `serve` runs it.
+writes ``/metrics``. `create_app` builds the application, `serve` runs it;
+mounted in an application of yours, your access function (`Access`) decides
+what each of your users sees and may do.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import secrets
 import signal
 import socket
 from collections.abc import Callable
 
-from importjob.web.app import LOOPBACK_NAMES, POOL_SIZE, TOKEN_HEADER, create_app
+from importjob.web.access import (
+    AUDIT_LOGGER,
+    TOKEN_HEADER,
+    Access,
+    AccessFunction,
+    TokenAccess,
+    is_loopback,
+)
+from importjob.web.app import LOOPBACK_NAMES, POOL_SIZE, Dashboard, create_app
 
-__all__ = ["POOL_SIZE", "TOKEN_HEADER", "create_app", "is_loopback", "serve"]
-
-
-def is_loopback(host: str) -> bool:
-    """Return whether ``host`` is reachable from this machine alone."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = [
+    "AUDIT_LOGGER",
+    "POOL_SIZE",
+    "TOKEN_HEADER",
+    "Access",
+    "AccessFunction",
+    "Dashboard",
+    "TokenAccess",
+    "create_app",
+    "is_loopback",
+    "serve",
+]
 
 
 def _listening_socket(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
@@ -81,10 +92,15 @@ def serve(
         echo(f"cancel allowed with this token in the {TOKEN_HEADER} header: {token}")
     else:
         echo("read-only (start with --allow-cancel to allow cancelling jobs)")
+    # The operator sees every cancel, allowed or refused, where the banner is.
+    audit = logging.getLogger(AUDIT_LOGGER)
+    audit.setLevel(logging.INFO)
+    shown = logging.StreamHandler()
+    shown.setFormatter(logging.Formatter("importjob serve: %(message)s"))
+    audit.addHandler(shown)
     app = create_app(
         url,
-        allow_cancel=allow_cancel,
-        token=token,
+        access=TokenAccess(token, loopback_only=is_loopback(host)),
         # Bound to loopback, only loopback names: no DNS rebinding onto it.
         allowed_hosts=(*LOOPBACK_NAMES, host) if is_loopback(host) else ("*",),
     )

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
 
@@ -33,12 +32,15 @@ from importjob.exceptions import (
     ImportJobDatabaseError,
     ImportJobNotFoundError,
     InvalidFieldError,
+    InvalidStatusTransitionError,
 )
 from importjob.models import ErrorGroup, ErrorPage, ImportJob, ImportJobStatus
 from importjob.repository import DEFAULT_STALE_AFTER
 from importjob.repository_async import AsyncImportJobRepository
 from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
+from importjob.web._paths import base_path
 from importjob.web._pooled import pooled_repository
+from importjob.web.access import Access, audit, request_access
 
 # What a page or a request may ask for at most.
 MAX_JOBS = 500
@@ -99,6 +101,21 @@ def _list_filters(request: Request) -> dict[str, Any]:
     return {"owner": owner, "metadata": contains}
 
 
+async def _list(request: Request, limit: int) -> tuple[list[ImportJob], dict[str, Any]]:
+    """Return the newest jobs the request's filters ask for, of the owners its user sees.
+
+    With the filters as the request gave them, for the page's form to show.
+    """
+    status, asked = _status(request), _list_filters(request)
+    access, filters = request_access(request), asked
+    if not access.all_owners:
+        if asked["owner"] not in (None, access.owner):
+            return [], asked  # another owner's jobs: none of them is seen
+        filters = {**asked, "owner": access.owner}
+    async with _repository(request) as repo:
+        return await repo.list_recent(status, limit, **filters), asked
+
+
 # Reads.
 
 
@@ -106,6 +123,25 @@ def _repository(
     request: Request,
 ) -> contextlib.AbstractAsyncContextManager[AsyncImportJobRepository]:
     return pooled_repository(request.app.state.pool)
+
+
+def _seen(access: Access, owners: dict[uuid.UUID, str | None], job_id: uuid.UUID) -> bool:
+    return job_id in owners and access.sees(owners[job_id])
+
+
+async def _visible(request: Request, job_id: uuid.UUID) -> None:
+    """Raise `ImportJobNotFoundError` unless the job exists and the user sees it.
+
+    Before anything else of the job is read: another owner's job answers
+    as one that does not exist, and nothing of it is read but its owner.
+    """
+    access = request_access(request)
+    if access.all_owners:
+        return  # the job's own reads say whether it exists
+    async with _repository(request) as repo:
+        owners = await repo.owners([job_id])
+    if not _seen(access, owners, job_id):
+        raise ImportJobNotFoundError(job_id)
 
 
 async def _job_with_reasons(
@@ -144,17 +180,16 @@ def _listed(job: ImportJob, now: datetime) -> dict[str, Any]:
 
 async def api_jobs(request: Request) -> Response:
     """GET /api/jobs?status=&owner=&meta.KEY=VALUE&limit=: the newest jobs, as `list --json`."""
-    status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
-    filters = _list_filters(request)
-    async with _repository(request) as repo:
-        jobs = await repo.list_recent(status, limit, **filters)
+    jobs, _ = await _list(request, _int(request, "limit", 50, MAX_JOBS))
     now = datetime.now(UTC)
     return JSONResponse([_listed(job, now) for job in jobs])
 
 
 async def api_job(request: Request) -> Response:
     """GET /api/jobs/{id}: one job, as `importjob show --json`."""
-    job, reasons = await _job_with_reasons(request, _job_id(request))
+    job_id = _job_id(request)
+    await _visible(request, job_id)
+    job, reasons = await _job_with_reasons(request, job_id)
     return JSONResponse(job_json(job, datetime.now(UTC), reasons))
 
 
@@ -168,6 +203,7 @@ async def _chunks(request: Request, job: ImportJob) -> list[ImportJob]:
 async def api_chunks(request: Request) -> Response:
     """GET /api/jobs/{id}/chunks: a chunked import's chunks in order, with their progress."""
     job_id = _job_id(request)
+    await _visible(request, job_id)
     async with _repository(request) as repo:
         job = await repo.get_by_id(job_id)
         if job is None:
@@ -182,6 +218,7 @@ async def api_errors(request: Request) -> Response:
     job_id = _job_id(request)
     after = _int(request, "after", 0)
     limit = _int(request, "limit", 100, MAX_ERRORS_PAGE)
+    await _visible(request, job_id)
     page = await _error_page(request, job_id, after, limit)
     entries = [{"n": n, "entry": entry} for n, entry in page.entries]
     return JSONResponse({"errors": entries, "next_after": page.next_after})
@@ -190,6 +227,7 @@ async def api_errors(request: Request) -> Response:
 async def errors_csv(request: Request) -> Response:
     """GET /api/jobs/{id}/errors.csv: every logged error entry, as `importjob errors`."""
     job_id = _job_id(request)
+    await _visible(request, job_id)
     # Spooled to a file past 1 MiB: constant memory for a log of any size.
     spool = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # noqa: SIM115 - closed by the stream
     try:
@@ -227,6 +265,7 @@ def _ended(delivery: Delivery) -> bool:
 async def api_events(request: Request) -> Response:
     """GET /api/jobs/{id}/events: SSE, the job now and at each change, until it ends."""
     job_id = _job_id(request)
+    await _visible(request, job_id)
     inbox = Inbox()
     subscription = contextlib.AsyncExitStack()
     await subscription.enter_async_context(request.app.state.listener.subscribe(inbox, [job_id]))
@@ -260,10 +299,20 @@ async def api_events_many(request: Request) -> Response:
         raise InvalidFieldError("id", f"give 1 to {MAX_STREAMED_JOBS} job ids", len(texts))
     job_ids = list(dict.fromkeys(_validate.job_id(text, "id") for text in texts))
     listener = request.app.state.listener
+    access = request_access(request)
+    followed, inbox = job_ids, Inbox()
+    if not access.all_owners:
+        async with _repository(request) as repo:
+            owners = await repo.owners(job_ids)
+        followed = [job_id for job_id in job_ids if _seen(access, owners, job_id)]
+        for job_id in job_ids:
+            if job_id not in followed:
+                # What the listener says of a job that does not exist.
+                inbox.put(job_id, ImportJobNotFoundError(job_id))
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         open_ = set(job_ids)
-        async with listener.subscribe(Inbox(), job_ids) as inbox:
+        async with listener.subscribe(inbox, followed):
             while open_:
                 for job_id, delivery in (await inbox.take()).items():
                     yield _event(delivery)
@@ -273,24 +322,57 @@ async def api_events_many(request: Request) -> Response:
     return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"cache-control": "no-store"})
 
 
-async def api_cancel(request: Request) -> Response:
-    """POST /api/jobs/{id}/cancel: cancel, with --allow-cancel and the token in the header."""
+def _cross_site(request: Request) -> bool:
+    # Browsers say where a request comes from; a page of another site must
+    # not act with the user's cookies. Clients that are not browsers send none.
+    return request.headers.get("sec-fetch-site") not in (None, "same-origin", "none")
+
+
+async def _act(
+    request: Request,
+    action: str,
+    run: Callable[[AsyncImportJobRepository, uuid.UUID], Awaitable[ImportJob]],
+) -> Response:
+    """Do ``action`` on the request's job if its access allows it; audit it either way.
+
+    Every action goes through here: ``can_cancel`` gates each, a request
+    another site's page made is refused, another owner's job is 404 as a
+    missing one, and the audit log gets one record, allowed or not.
+    """
     job_id = _job_id(request)
-    state = request.app.state
-    if not state.allow_cancel:
-        return JSONResponse(
-            {"error": "read-only: start the server with --allow-cancel to cancel"},
-            status_code=403,
-        )
-    given = request.headers.get("x-importjob-token", "")
-    if not hmac.compare_digest(given.encode(), str(state.token).encode()):
-        return JSONResponse(
-            {"error": "cancel needs the token printed at start, in X-Importjob-Token"},
-            status_code=403,
-        )
+    access = request_access(request)
     async with _repository(request) as repo:
-        job = await repo.cancel(job_id)
+        owners = await repo.owners([job_id])  # for the audit log, whoever asks
+    owner = owners.get(job_id)
+
+    def refused(why: str) -> None:
+        audit(action, access, job_id, owner, f"refused: {why}")
+
+    if not access.can_cancel:
+        refused(f"no right to {action}")
+        return JSONResponse({"error": request.app.state.cancel_refusal}, status_code=403)
+    if _cross_site(request):
+        refused("a cross-site request")
+        return JSONResponse({"error": f"{action} from another site is refused"}, status_code=403)
+    if not _seen(access, owners, job_id):
+        refused("no such job" if job_id not in owners else "another owner's job")
+        raise ImportJobNotFoundError(job_id)
+    try:
+        async with _repository(request) as repo:
+            job = await run(repo, job_id)
+    except (ImportJobNotFoundError, InvalidStatusTransitionError) as exc:
+        refused(str(exc))
+        raise
+    except Exception as exc:
+        audit(action, access, job_id, owner, f"failed: {type(exc).__name__}")
+        raise
+    audit(action, access, job_id, owner, "allowed")
     return JSONResponse(job_json(job, datetime.now(UTC), None))
+
+
+async def api_cancel(request: Request) -> Response:
+    """POST /api/jobs/{id}/cancel: cancel a job, when the request's access allows it."""
+    return await _act(request, "cancel", lambda repo, job_id: repo.cancel(job_id))
 
 
 async def healthz(request: Request) -> Response:
@@ -301,7 +383,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """GET /metrics: jobs by status, rows, the oldest pending job, stalled jobs."""
+    """GET /metrics: jobs by status, rows, the oldest pending job, stalled jobs (every owner)."""
+    if not request_access(request).all_owners:
+        # Counts over every owner's jobs: for a user who sees them all.
+        return JSONResponse({"error": "metrics need access to every owner"}, status_code=403)
     async with _repository(request) as repo:
         counted = await repo.job_metrics(DEFAULT_STALE_AFTER)
     registry = CollectorRegistry()
@@ -367,15 +452,20 @@ async def metrics(request: Request) -> Response:
 
 def _page(request: Request, name: str, **context: Any) -> Response:
     template = request.app.state.templates.get_template(name)
-    return HTMLResponse(template.render(allow_cancel=request.app.state.allow_cancel, **context))
+    return HTMLResponse(
+        template.render(
+            base=base_path(request.scope),
+            can_cancel=request_access(request).can_cancel,
+            asks_token=request.app.state.asks_token,
+            **context,
+        )
+    )
 
 
 async def jobs_page(request: Request) -> Response:
     """GET /: the newest jobs, live."""
     status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
-    filters = _list_filters(request)
-    async with _repository(request) as repo:
-        jobs = await repo.list_recent(status, limit, **filters)
+    jobs, filters = await _list(request, limit)
     now = datetime.now(UTC)
     return _page(
         request,
@@ -394,6 +484,7 @@ async def job_page(request: Request) -> Response:
     """GET /jobs/{id}: one job, live, with its reasons and a page of its errors."""
     job_id = _job_id(request)
     after = _int(request, "after", 0)
+    await _visible(request, job_id)
     job, reasons = await _job_with_reasons(request, job_id)
     page = await _error_page(request, job_id, after, ERRORS_PER_PAGE)
     now = datetime.now(UTC)

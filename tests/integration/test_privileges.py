@@ -190,6 +190,7 @@ def test_every_repository_method_runs_as_the_app_role(deployment: Deployment) ->
         repo = ImportJobRepository(conn)
         job = repo.create(ImportJob(source_type="csv", filename="faq.csv", total_rows=4))
         assert repo.get_by_id(job.id) == job
+        assert repo.owners([job.id]) == {job.id: None}
         assert repo.list_by_status(S.PENDING) == [job]
         assert repo.list_recent() == [job]
         repo.update_progress(job.id, processed=1, success=1, errors=0)
@@ -256,6 +257,7 @@ async def _async_operations(url: str) -> list[ImportJob]:
         repo = AsyncImportJobRepository(conn)
         job = await repo.create(ImportJob(source_type="json", filename="pairs.json"))
         assert await repo.get_by_id(job.id) == job
+        assert await repo.owners([job.id]) == {job.id: None}
         assert await repo.list_by_status(S.PENDING) == [job]
         assert await repo.list_recent() == [job]
         claimed = await repo.claim_next("async-worker")

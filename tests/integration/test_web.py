@@ -360,15 +360,24 @@ def test_job_page_shows_checkpoint_and_fingerprint(serve: Serve, repo: ImportJob
 
 def test_hostile_values_are_escaped(serve: Serve, repo: ImportJobRepository) -> None:
     job = repo.create(
-        ImportJob(source_type="csv", filename=HOSTILE, total_rows=3, checkpoint=HOSTILE)
+        ImportJob(
+            source_type="csv",
+            filename=HOSTILE,
+            total_rows=3,
+            checkpoint=HOSTILE,
+            owner=HOSTILE,
+            metadata={HOSTILE: HOSTILE},
+        )
     )
     repo.add_error(
         job.id, {"type": HOSTILE, "field": HOSTILE, "message": HOSTILE, "value": HOSTILE}
     )
     repo.update_progress(job.id, 1, 0, 1)
     with client(serve()) as http:
-        for path in (f"/jobs/{job.id}", "/"):
-            page = http.get(path)
+        # The list's filter form shows the owner and the metadata asked for, too.
+        filtered = {"owner": HOSTILE, f"meta.{HOSTILE}": HOSTILE}
+        for path, params in ((f"/jobs/{job.id}", {}), ("/", {}), ("/", filtered)):
+            page = http.get(path, params=params)
             assert page.status_code == 200
             assert "<script>window" not in page.text
             assert "<img" not in page.text
@@ -377,8 +386,11 @@ def test_hostile_values_are_escaped(serve: Serve, repo: ImportJobRepository) -> 
             policy = page.headers["content-security-policy"]
             assert "script-src 'self'" in policy
             assert "unsafe-inline" not in policy
+            assert str(job.id) in page.text
         # The API hands the values back as they were stored.
-        assert http.get(f"/api/jobs/{job.id}").json()["filename"] == HOSTILE
+        served = http.get(f"/api/jobs/{job.id}").json()
+        assert (served["filename"], served["owner"]) == (HOSTILE, HOSTILE)
+        assert served["metadata"] == {HOSTILE: HOSTILE}
 
 
 def test_events_push_each_change_until_the_job_ends(
@@ -549,7 +561,8 @@ def test_cancel_needs_the_token_in_a_header(serve: Serve, repo: ImportJobReposit
     assert server.token
     assert len(server.token) >= 32
     with client(server) as http:
-        assert "data-cancel" in http.get(f"/jobs/{job.id}").text
+        page = http.get(f"/jobs/{job.id}").text
+        assert "data-cancel data-asks-token" in page  # the button asks for the token
         assert http.post(f"/api/jobs/{job.id}/cancel").status_code == 403
         # A cookie, a query value or a form field carries no authority.
         http.cookies.set("X-Importjob-Token", server.token)
@@ -565,6 +578,14 @@ def test_cancel_needs_the_token_in_a_header(serve: Serve, repo: ImportJobReposit
         assert again.status_code == 409
         assert "cancelled" in again.json()["error"]
     assert repo.get_by_id(job.id).status is S.CANCELLED  # type: ignore[union-attr]
+    # Every attempt, in the server's output: the operator sees who cancelled what.
+    audit = [line for line in server.finish().splitlines() if "cancel " in line]
+    assert len(audit) == 5
+    assert (
+        audit[0]
+        == f"importjob serve: cancel refused: no right to cancel: user=None job={job.id} owner=None"
+    )
+    assert audit[3] == f"importjob serve: cancel allowed: user=None job={job.id} owner=None"
 
 
 def test_a_password_never_appears(serve: Serve, db_url: str, repo: ImportJobRepository) -> None:

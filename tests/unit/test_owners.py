@@ -137,6 +137,23 @@ def test_a_bad_filter_is_refused_naming_it(side: Any, filters: dict[str, Any], f
         assert caught.value.field == field
 
 
+def test_owners_reads_the_owner_of_each_job_that_exists(side: Any) -> None:
+    mine = side.create(_job(owner="tenant-1"))
+    nobodys = side.create(_job())
+    missing = "00000000-0000-0000-0000-000000000001"
+    assert side.owners([mine.id, str(nobodys.id), missing]) == {
+        mine.id: "tenant-1",
+        nobodys.id: None,
+    }
+    assert side.owners([]) == {}
+    with pytest.raises(InvalidFieldError) as refused:
+        side.owners(str(mine.id))
+    assert refused.value.field == "job_ids"
+    with pytest.raises(InvalidFieldError) as refused:
+        side.owners(["nope"])
+    assert refused.value.field == "job_id"
+
+
 def test_update_metadata_replaces_it_and_returns_the_job(side: Any) -> None:
     job = side.create(_job(owner="me", metadata={"a": 1, "b": 2}))
     updated = side.update_metadata(job.id, {"c": 3})

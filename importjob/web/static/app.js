@@ -5,6 +5,9 @@
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const number = new Intl.NumberFormat("en-US");
+// Where the dashboard is mounted ("" at the top): every URL below starts
+// with it, as the page's own links do.
+const base = () => document.body.dataset.base ?? "";
 
 function text(root, field, value) {
   for (const el of root.querySelectorAll(`[data-field="${field}"]`)) {
@@ -97,18 +100,24 @@ function jobPage(page) {
   const cancel = page.querySelector("[data-cancel]");
   if (cancel) {
     cancel.addEventListener("click", async () => {
-      const token = window.prompt("The cancel token printed by importjob serve:");
-      if (!token) return;
-      const answer = await fetch(`/api/jobs/${id}/cancel`, {
+      const headers = {};
+      if ("asksToken" in cancel.dataset) {
+        const token = window.prompt("The cancel token printed by importjob serve:");
+        if (!token) return;
+        headers["X-Importjob-Token"] = token;
+      } else if (!window.confirm("Cancel this import?")) {
+        return;
+      }
+      const answer = await fetch(`${base()}/api/jobs/${encodeURIComponent(id)}/cancel`, {
         method: "POST",
-        headers: { "X-Importjob-Token": token },
+        headers,
       });
       const body = await answer.json();
       text(page, "cancel-result", answer.ok ? "cancelled" : body.error);
     });
   }
   if (TERMINAL.has(page.dataset.status)) return;
-  const events = new EventSource(`/api/jobs/${id}/events`);
+  const events = new EventSource(`${base()}/api/jobs/${encodeURIComponent(id)}/events`);
   events.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
     show(page, job);
@@ -138,7 +147,7 @@ function jobsList(table) {
   const live = [...rows.values()].filter((row) => !TERMINAL.has(row.dataset.status));
   if (!live.length) return;
   const query = live.map((row) => `id=${encodeURIComponent(row.dataset.jobId)}`).join("&");
-  const events = new EventSource(`/api/events?${query}`);
+  const events = new EventSource(`${base()}/api/events?${query}`);
   let open = live.length;
   events.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
