@@ -155,19 +155,28 @@ def test_a_worker_reconnects_after_a_server_restart_and_picks_jobs_up(
         try:
             assert worker.stderr is not None
             assert "listening for pending jobs" in worker.stderr.readline()
+            # A job before the restart: the worker's thread keeps its connection, which the
+            # restart breaks; the job after it gets a new one.
+            assert _imported(own_server.get_uri(), "before.csv") == (S.COMPLETED, 3)
             own_server.stop()
             time.sleep(1.0)
             own_server.start()
-            assert "lost the database" in worker.stderr.readline()
-            with psycopg.connect(own_server.get_uri(), autocommit=True) as conn:
-                repo = ImportJobRepository(conn)
-                job = repo.create(ImportJob(source_type="csv", filename="after.csv"))
-                deadline = time.monotonic() + 60
-                while (read := repo.get_by_id(job.id)) is not None and not read.status.is_terminal:
-                    assert time.monotonic() < deadline, "the worker never came back"
-                    time.sleep(0.05)
-            assert read is not None
-            assert (read.status, read.processed_rows) == (S.COMPLETED, 3)
+            while "lost the database" not in (line := worker.stderr.readline()):
+                assert line, "the worker never said it lost the database"
+            assert _imported(own_server.get_uri(), "after.csv") == (S.COMPLETED, 3)
         finally:
             worker.terminate()
             worker.communicate(timeout=60)
+
+
+def _imported(url: str, filename: str) -> tuple[ImportJobStatus, int]:
+    """Create a job and wait for a worker to end it; return its status and rows."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        repo = ImportJobRepository(conn)
+        job = repo.create(ImportJob(source_type="csv", filename=filename))
+        deadline = time.monotonic() + 60
+        while (read := repo.get_by_id(job.id)) is not None and not read.status.is_terminal:
+            assert time.monotonic() < deadline, "no worker ended the job"
+            time.sleep(0.05)
+    assert read is not None
+    return read.status, read.processed_rows
