@@ -506,17 +506,19 @@ class _RepositoryCore:
         # it, or return to try again when the job has moved since into a
         # status the transition may leave (statuses only move forward, so
         # that happens at most twice).
+        # The lifecycle first: an ended import refuses any change alike,
+        # chunked or not (a cancel of one is a conflict, not a bad value).
         if row is None:
             raise ImportJobNotFoundError(params["id"])
+        if row[0] not in params["from_statuses"]:
+            raise InvalidStatusTransitionError(
+                params["id"], ImportJobStatus(row[0]), ImportJobStatus(params["status"])
+            )
         if row[1] is not None:
             raise InvalidFieldError(
                 "status",
                 "a chunked import's status follows its chunks (cancel stops them all)",
                 params["status"],
-            )
-        if row[0] not in params["from_statuses"]:
-            raise InvalidStatusTransitionError(
-                params["id"], ImportJobStatus(row[0]), ImportJobStatus(params["status"])
             )
 
     @staticmethod

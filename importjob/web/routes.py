@@ -37,6 +37,7 @@ from importjob.exceptions import (
 from importjob.models import ErrorGroup, ErrorPage, ImportJob, ImportJobStatus
 from importjob.repository import DEFAULT_STALE_AFTER
 from importjob.repository_async import AsyncImportJobRepository
+from importjob.web import _openapi
 from importjob.web._listener import SHOWN_REASONS, Delivery, Inbox
 from importjob.web._paths import base_path
 from importjob.web._pooled import pooled_repository
@@ -447,6 +448,17 @@ async def metrics(request: Request) -> Response:
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
+async def api_openapi(request: Request) -> Response:
+    """GET /api/openapi.json: the OpenAPI 3.1 document of this API, to generate a client from."""
+    document = _openapi.document(
+        base_path(request.scope) or "",
+        max_jobs=MAX_JOBS,
+        max_errors_page=MAX_ERRORS_PAGE,
+        max_streamed_jobs=MAX_STREAMED_JOBS,
+    )
+    return JSONResponse(document)
+
+
 # The pages.
 
 
@@ -510,6 +522,7 @@ ROUTES = [
     Route("/api/jobs/{id}/events", api_events),
     Route("/api/jobs/{id}/cancel", api_cancel, methods=["POST"]),
     Route("/api/events", api_events_many),
+    Route("/api/openapi.json", api_openapi),
     Route("/metrics", metrics),
     Route("/healthz", healthz),
 ]

@@ -340,6 +340,33 @@ def test_cancel_is_the_access_s_to_allow_and_every_attempt_is_audited(
     assert records[3].getMessage() == f"cancel allowed: user='alice' job={mine.id} owner='tenant-a'"
 
 
+def test_a_cancel_of_an_ended_chunked_import_is_409_as_of_any_ended_job(
+    mounted: Callable[..., httpx.Client], repo: ImportJobRepository
+) -> None:
+    parent, (chunk,) = repo.create_chunked(
+        ImportJob(source_type="csv", filename="big.csv", owner="tenant-a"), [Chunk(1)]
+    )
+    repo.start(chunk.id, "w1")
+    repo.update_status(chunk.id, ImportJobStatus.COMPLETED)
+    with mounted("alice") as alice:
+        refused = alice.post(f"{PREFIX}/api/jobs/{parent.id}/cancel")
+    assert refused.status_code == 409
+    assert "completed" in refused.json()["error"]
+    assert "field" not in refused.json()
+
+
+def test_the_openapi_document_s_server_is_the_mount_and_the_gate_applies(
+    mounted: Callable[..., httpx.Client],
+) -> None:
+    with mounted("bob", root_path="/proxy") as bob, mounted(root_path="/proxy") as nobody:
+        document = bob.get(f"{PREFIX}/api/openapi.json")
+        refused = nobody.get(f"{PREFIX}/api/openapi.json")
+    assert document.status_code == 200
+    assert document.json()["openapi"] == "3.1.0"
+    assert document.json()["servers"] == [{"url": f"/proxy{PREFIX}"}]
+    assert refused.status_code == 403
+
+
 def test_a_dashboard_whose_lifespan_did_not_run_says_so(
     db_url: str, asgi_server: Serve, caplog: pytest.LogCaptureFixture
 ) -> None:

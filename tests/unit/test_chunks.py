@@ -242,6 +242,15 @@ def test_cancel_of_the_parent_cancels_every_chunk_not_ended(side: Any) -> None:
     assert [j.status for j in side.children(parent.id)] == [S.COMPLETED, S.CANCELLED, S.CANCELLED]
 
 
+def test_an_ended_parent_refuses_a_cancel_as_any_ended_job(side: Any) -> None:
+    parent, (a,) = side.create_chunked(_parent(), [Chunk(1)])
+    side.start(a.id, "w1")
+    side.update_status(a.id, S.COMPLETED)
+    with pytest.raises(InvalidStatusTransitionError):
+        side.cancel(parent.id)
+    assert side.get_by_id(parent.id).status is S.COMPLETED
+
+
 def test_the_status_of_a_parent_is_its_chunks_to_move(side: Any) -> None:
     parent, _ = side.create_chunked(_parent(), [Chunk(1)])
     with pytest.raises(InvalidFieldError) as caught:
