@@ -4,12 +4,14 @@
 -- database from this file and one from migrations/ and holds their catalogs
 -- equal, so a migration that changes the schema changes this file with it.
 --
--- Three tables. import_job holds one row per import: its owner and the
+-- Five tables. import_job holds one row per import: its owner and the
 -- application's fields, its lifecycle status,
 -- its counters, the seed's `errors` array, its times, its worker and where
 -- it got to. import_job_error holds every error entry a job records, one
 -- row each, numbered in recording order. import_job_error_group counts a
 -- job's entries by reason, so that error_summary is exact at any size.
+-- import_job_ended_count and import_job_ended_change count the ended jobs
+-- by status as they end, so that job_metrics reads no ended job.
 --
 -- A chunked import is a parent row and one row per chunk (parent_id): the
 -- parent's row keeps the sums of its chunks that are not processing, the
@@ -188,6 +190,29 @@ CREATE TABLE import_job_error_group (
         REFERENCES import_job (id) ON DELETE CASCADE
 );
 
+-- The counts of the ended jobs by status, kept as jobs end, so that
+-- job_metrics reads these rows rather than the ended jobs, which are nearly
+-- all of the table (import_job_count_ended).
+CREATE TABLE import_job_ended_count (
+    status         text    NOT NULL,
+    jobs           bigint  NOT NULL,
+    processed_rows numeric NOT NULL,
+    failed_rows    numeric NOT NULL,
+    skipped_rows   numeric NOT NULL,
+    CONSTRAINT import_job_ended_count_pkey PRIMARY KEY (status)
+);
+
+-- What ended, or changed once ended, since job_metrics last folded: a job
+-- counted in (jobs 1) or out (jobs -1) of its status, with its rows. A
+-- parent's rows are its chunks', counted on them: it counts as a job only.
+CREATE TABLE import_job_ended_change (
+    status         text   NOT NULL,
+    jobs           bigint NOT NULL,
+    processed_rows bigint NOT NULL,
+    failed_rows    bigint NOT NULL,
+    skipped_rows   bigint NOT NULL
+);
+
 -- How many more recorded entries a job's errors array takes under
 -- max_errors: none once one did not fit (errors_dropped > 0), so that the
 -- array holds the log's first entries and a full array is never read
@@ -364,6 +389,66 @@ CREATE TRIGGER import_job_back_to_pending_round
     FOR EACH ROW
     WHEN (NEW.status = 'pending' AND OLD.status <> 'pending' AND NEW.chunks IS NULL)
     EXECUTE FUNCTION import_job_claim_round();
+
+-- An end appends its change to import_job_ended_change, which takes no
+-- lock any other write waits on; job_metrics folds the changes into
+-- import_job_ended_count. TRUNCATE empties both.
+CREATE FUNCTION import_job_count_ended() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM import_job_ended_change;
+        DELETE FROM import_job_ended_count;
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'INSERT' AND OLD.status IN ('completed', 'failed', 'cancelled') THEN
+        INSERT INTO import_job_ended_change
+        VALUES (OLD.status, -1,
+                CASE WHEN OLD.chunks IS NULL THEN -OLD.processed_rows ELSE 0 END,
+                CASE WHEN OLD.chunks IS NULL THEN -OLD.error_count ELSE 0 END,
+                CASE WHEN OLD.chunks IS NULL THEN -OLD.skipped_count ELSE 0 END);
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.status IN ('completed', 'failed', 'cancelled') THEN
+        INSERT INTO import_job_ended_change
+        VALUES (NEW.status, 1,
+                CASE WHEN NEW.chunks IS NULL THEN NEW.processed_rows ELSE 0 END,
+                CASE WHEN NEW.chunks IS NULL THEN NEW.error_count ELSE 0 END,
+                CASE WHEN NEW.chunks IS NULL THEN NEW.skipped_count ELSE 0 END);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER import_job_ended_inserted
+    AFTER INSERT ON import_job
+    FOR EACH ROW
+    WHEN (NEW.status IN ('completed', 'failed', 'cancelled'))
+    EXECUTE FUNCTION import_job_count_ended();
+
+-- An end, or a late write to the rows of an ended job (a flush that lost
+-- the race with a cancel): a flush of a live job fails the condition, and
+-- runs nothing.
+CREATE TRIGGER import_job_ended_updated
+    AFTER UPDATE ON import_job
+    FOR EACH ROW
+    WHEN ((OLD.status IN ('completed', 'failed', 'cancelled')
+           OR NEW.status IN ('completed', 'failed', 'cancelled'))
+          AND (OLD.status <> NEW.status
+               OR (NEW.chunks IS NULL
+                   AND (OLD.processed_rows, OLD.error_count, OLD.skipped_count)
+                       IS DISTINCT FROM (NEW.processed_rows, NEW.error_count, NEW.skipped_count))))
+    EXECUTE FUNCTION import_job_count_ended();
+
+CREATE TRIGGER import_job_ended_deleted
+    AFTER DELETE ON import_job
+    FOR EACH ROW
+    WHEN (OLD.status IN ('completed', 'failed', 'cancelled'))
+    EXECUTE FUNCTION import_job_count_ended();
+
+CREATE TRIGGER import_job_truncated
+    AFTER TRUNCATE ON import_job
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION import_job_count_ended();
 
 -- Cancel the chunks not ended of a chunked import that failed, each after
 -- its parent's lock, which the caller holds (import_job_chunk_moved). A

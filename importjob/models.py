@@ -381,9 +381,9 @@ class StatusMetrics:
     their ``error_count`` (``failed_rows``) and of their ``skipped_count``
     (``skipped_rows``); the age in seconds of the
     oldest by ``created_at`` (None when no job is in the status); and
-    ``without_heartbeat``, how many have shown no life (a heartbeat, else
-    their start) for the ``stale_after`` asked: for PROCESSING, the jobs
-    whose worker may be lost.
+    ``without_heartbeat``, how many live jobs have shown no life (a
+    heartbeat, else their start) for the ``stale_after`` asked: for
+    PROCESSING, the jobs whose worker may be lost (0 for the ended statuses).
     """
 
     status: ImportJobStatus = attrs.field(converter=_to_status)

@@ -265,9 +265,12 @@ class ImportJobRepository(_RepositoryCore):
 
         Every status is a key, with zero jobs when none is in it. Each
         `StatusMetrics` counts the status's jobs, sums their processed and
-        failed rows, gives the age of the oldest, and counts those that show
-        no life (no heartbeat, else no start) for ``stale_after``. One
-        statement that scans the table.
+        failed rows, gives the age of the oldest, and counts the live jobs
+        that show no life (no heartbeat, else no start) for ``stale_after``.
+        One statement, which reads no ended job: the ended ones are counted
+        as they end (``import_job_ended_count``), and it folds the ends since
+        the last call into those counts, so run it outside a long
+        transaction, where it would hold them.
         """
         params = self._metrics_params(stale_after)
         return self._metrics_result(self._all("job_metrics", params, _values))

@@ -301,8 +301,14 @@ BOOKKEEPING = {
     # A pending job's round of claims: claim_next goes round the owners.
     "claim_round": ["bigint", "YES", None],
 }
-# The tables the migrations make: the jobs, their error logs and the counts of reasons.
-TABLES = ["import_job", "import_job_error", "import_job_error_group"]
+# The tables the migrations make: the jobs, the counts of ended ones, the error logs, the reasons.
+TABLES = [
+    "import_job",
+    "import_job_ended_change",
+    "import_job_ended_count",
+    "import_job_error",
+    "import_job_error_group",
+]
 # The order schema.sql gives: the seed's fields with the error counters
 # beside errors, then the times, the worker, the bookkeeping, the file.
 COLUMN_ORDER = [
@@ -493,10 +499,9 @@ def test_rollback_of_the_last_migration_only(empty_db_url: str) -> None:
 
 def test_the_rounds_migration_hands_rounds_to_the_jobs_waiting(empty_db_url: str) -> None:
     apply_migrations(empty_db_url)
-    assert rollback_migrations(empty_db_url, 2) == [
-        "importjob-0010-claim-rounds",
-        "importjob-0009-claim-round-column",
-    ]
+    # Back to before the rounds, whatever came after them.
+    while rollback_migrations(empty_db_url) != ["importjob-0009-claim-round-column"]:
+        pass
     with psycopg.connect(empty_db_url, autocommit=True) as conn:
         for owner in ["a", "a", "a", "b", None]:
             conn.execute(

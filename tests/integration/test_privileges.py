@@ -69,8 +69,17 @@ APP_GRANTS: tuple[LiteralString, ...] = (
     "GRANT SELECT ON TABLE import_job_summed TO {app}",
     # A failed chunk's end stops its siblings through it.
     "GRANT EXECUTE ON FUNCTION import_job_chunks_stop(uuid) TO {app}",
+    # An end appends its change (as any writer); job_metrics folds them in.
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_ended_change TO {app}",
+    "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE import_job_ended_count TO {app}",
 )
-TABLES = ("import_job", "import_job_error", "import_job_error_group")
+TABLES = (
+    "import_job",
+    "import_job_ended_change",
+    "import_job_ended_count",
+    "import_job_error",
+    "import_job_error_group",
+)
 
 _names = itertools.count()
 

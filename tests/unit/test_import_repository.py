@@ -519,10 +519,11 @@ def test_job_metrics_count_every_status(side: Any, conn: psycopg.Connection[Any]
     assert age is not None
     assert 86_400 <= age < 86_400 + 60
     assert metrics[S.PROCESSING].without_heartbeat == 0
-    # With no grace at all, every job that ever started shows no life since.
+    # With no grace at all, every live job that ever started shows no life
+    # since; an ended one has none to show.
     stalled = side.job_metrics(timedelta(0))
     assert stalled[S.PROCESSING].without_heartbeat == 1
-    assert stalled[S.COMPLETED].without_heartbeat == 1
+    assert stalled[S.COMPLETED].without_heartbeat == 0
     assert stalled[S.PENDING].without_heartbeat == 0
 
 
