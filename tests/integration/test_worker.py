@@ -265,11 +265,14 @@ def test_a_worker_claims_another_owner_s_job_among_its_next_two_claims(
     try:
         _wait(lambda: _count(conn, "status = 'completed'") >= 3 * concurrency)  # busy
         single = repo.create(ImportJob(source_type="csv", filename="one.csv", owner="tenant-b"))
+        # Past its commit: created_at is its transaction's start, and a claim
+        # that began before the commit could not see it.
+        [(created,)] = conn.execute("SELECT now()").fetchall()
         _wait(lambda: _job(repo, single.id).status is S.COMPLETED)
     finally:
         worker.stop()
         running.join(60)
-    between = (single.created_at, _job(repo, single.id).started_at)
+    between = (created, _job(repo, single.id).started_at)
     before = _count(conn, "started_at > %s AND started_at < %s", between)
     assert before <= 1  # claimed first or second after its creation
 
