@@ -10,6 +10,11 @@ notification), and hands each snapshot to every subscriber of the job.
 So 500 browsers on one job cost one LISTEN and one read per change, not
 500.
 
+The jobs list hears of new jobs the same way: while a list's stream waits
+for them (`new_jobs`), the connection LISTENs on ``import_job_pending``
+(every created job is pending) and wakes each waiting stream once per
+burst of notifications; the stream reads what its user sees itself.
+
 A snapshot carries the job's top reasons for failure too, read in the
 same pool checkout when its error count has changed: at most once every
 `REASONS_SECONDS` per job while errors grow, and always for the last
@@ -34,6 +39,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from importjob._job_json import job_json
+from importjob._queries import queries
 from importjob._watch import Followed, channel_statement
 from importjob.exceptions import DataImportError, ImportJobNotFoundError
 from importjob.models import ErrorGroup, ImportJob
@@ -66,6 +72,8 @@ class Snapshot:
         return cls(job, reasons, json.dumps(job_json(job, datetime.now(UTC), reasons)))
 
 
+# What the schema's import_job_pending_notify notifies when a job becomes pending.
+PENDING_CHANNEL = "import_job_pending"
 # What an inbox holds for a job: its newest snapshot, or why there is none.
 Delivery = Snapshot | DataImportError
 # The listener reconnects after 0.1 s, then twice as long each time, at most
@@ -133,6 +141,7 @@ class Listener:
         self._pool = pool
         self._channels: dict[uuid.UUID, _Channel] = {}
         self._by_name: dict[str, _Channel] = {}
+        self._new_jobs: set[asyncio.Event] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._reads: set[asyncio.Task[None]] = set()
@@ -184,6 +193,26 @@ class Listener:
                     del self._channels[job_id]
             self._wake.set()
 
+    @contextlib.asynccontextmanager
+    async def new_jobs(self) -> AsyncIterator[asyncio.Event]:
+        """Set the event yielded at each burst of new pending jobs, for the duration of the block.
+
+        It is set once the connection listens too (and again after a
+        reconnection): a job created before that is read then, not missed.
+        """
+        woken = asyncio.Event()
+        self._new_jobs.add(woken)
+        self._wake.set()
+        try:
+            yield woken
+        finally:
+            self._new_jobs.discard(woken)
+            self._wake.set()
+
+    def _wake_new_jobs(self) -> None:
+        for woken in self._new_jobs:
+            woken.set()
+
     async def _run(self) -> None:
         attempt = 0
         while True:
@@ -204,7 +233,15 @@ class Listener:
         listened: set[uuid.UUID] = set()
         for channel in self._channels.values():  # a new connection listens to nothing yet
             channel.listening = False
+        # Only while a list waits for new jobs: else every job created would
+        # queue a notification for this connection that nobody reads.
+        pending = False
         while True:
+            if bool(self._new_jobs) != pending:
+                pending = not pending
+                await conn.execute(queries()["worker_listen" if pending else "pending_unlisten"])
+                if pending:
+                    self._wake_new_jobs()
             for job_id in listened - self._channels.keys():
                 await conn.execute(channel_statement("unlisten", job_id))
                 listened.discard(job_id)
@@ -227,6 +264,9 @@ class Listener:
             soonest = min(idle, default=math.inf)
             timeout = None if soonest == math.inf else max(0.0, soonest - now)
             for name in await self._wait(conn, timeout):
+                if name == PENDING_CHANNEL:
+                    self._wake_new_jobs()
+                    continue
                 notified = self._by_name.get(name)
                 if notified is not None:
                     notified.due = 0.0

@@ -204,45 +204,57 @@ def _of_job(summary: str, ok: dict[str, Any], **more: Any) -> dict[str, Any]:
 
 def _paths(max_jobs: int, max_errors_page: int, max_streamed_jobs: int) -> dict[str, Any]:
     jobs = {"type": "array", "items": _ref("Job")}
+    # The list's filters: GET /api/jobs and the stream of the jobs it gains.
+    listed = [
+        _limit(50, max_jobs),
+        {
+            "name": "status",
+            "in": "query",
+            "description": "Only jobs in this status (any letter case).",
+            "schema": _JOB_FIELDS["status"],
+        },
+        {
+            "name": "owner",
+            "in": "query",
+            "description": "Only this owner's jobs.",
+            "schema": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": _validate.MAX_OWNER_LENGTH,
+                "pattern": _NO_CONTROL,
+            },
+        },
+        {
+            "name": "meta",
+            "in": "query",
+            "description": (
+                "Only jobs whose metadata has KEY set to VALUE, each given as"
+                " KEY=VALUE (repeatable); VALUE is a JSON scalar if it reads as"
+                ' one (`7`, `true`, `"7"`), else the text. `meta.KEY=VALUE`'
+                " is the same filter."
+            ),
+            "style": "form",
+            "explode": True,
+            "schema": {"type": "array", "items": {"type": "string", "pattern": _KEY_VALUE}},
+        },
+    ]
     return {
         "/api/jobs": _get(
             "The newest jobs the user sees, newest first.",
             _json("The jobs, as in `importjob list --json`.", jobs),
             "BadValue",
             "Forbidden",
-            parameters=[
-                _limit(50, max_jobs),
-                {
-                    "name": "status",
-                    "in": "query",
-                    "description": "Only jobs in this status (any letter case).",
-                    "schema": _JOB_FIELDS["status"],
-                },
-                {
-                    "name": "owner",
-                    "in": "query",
-                    "description": "Only this owner's jobs.",
-                    "schema": {
-                        "type": "string",
-                        "minLength": 1,
-                        "maxLength": _validate.MAX_OWNER_LENGTH,
-                        "pattern": _NO_CONTROL,
-                    },
-                },
-                {
-                    "name": "meta",
-                    "in": "query",
-                    "description": (
-                        "Only jobs whose metadata has KEY set to VALUE, each given as"
-                        " KEY=VALUE (repeatable); VALUE is a JSON scalar if it reads as"
-                        ' one (`7`, `true`, `"7"`), else the text. `meta.KEY=VALUE`'
-                        " is the same filter."
-                    ),
-                    "style": "form",
-                    "explode": True,
-                    "schema": {"type": "array", "items": {"type": "string", "pattern": _KEY_VALUE}},
-                },
-            ],
+            parameters=listed,
+        ),
+        "/api/jobs/events": _get(
+            "Server-sent events for a list: `job` with each job it shows now, then each it gains.",
+            _events(
+                "The jobs GET /api/jobs lists, oldest first, then each new job of the list"
+                " (created, or back to pending) as it comes. It does not end by itself."
+            ),
+            "BadValue",
+            "Forbidden",
+            parameters=listed,
         ),
         "/api/jobs/{id}": _of_job(
             "One job, with its first errors and its top error reasons.",

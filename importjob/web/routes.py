@@ -323,6 +323,36 @@ async def api_events_many(request: Request) -> Response:
     return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"cache-control": "no-store"})
 
 
+async def api_new_jobs(request: Request) -> Response:
+    """GET /api/jobs/events?status=&owner=&meta.KEY=VALUE&limit=: SSE, each job the list gains.
+
+    ``job`` with a job's JSON as `api_jobs` lists it: first the jobs the
+    list shows now, oldest first, then each job it gains, as it is created
+    (or goes back to pending). On each wake the stream reads the list again
+    as `api_jobs` does, scoped to the user's owner, so it never tells of a
+    job the user does not see.
+    """
+    limit = _int(request, "limit", 50, MAX_JOBS)
+    _status(request), _list_filters(request)  # a bad filter is a 400, not a broken stream
+    listener = request.app.state.listener
+
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        sent: set[uuid.UUID] = set()
+        async with listener.new_jobs() as woken:
+            while True:
+                jobs, _ = await _list(request, limit)
+                now = datetime.now(UTC)
+                for job in reversed(jobs):
+                    if job.id not in sent:
+                        yield {"event": "job", "data": json.dumps(_listed(job, now))}
+                # Only the list's window: a stream open for days holds no more ids.
+                sent = {job.id for job in jobs}
+                await woken.wait()
+                woken.clear()
+
+    return EventSourceResponse(stream(), ping=PING_SECONDS, headers={"cache-control": "no-store"})
+
+
 def _cross_site(request: Request) -> bool:
     # Browsers say where a request comes from; a page of another site must
     # not act with the user's cookies. Clients that are not browsers send none.
@@ -515,6 +545,8 @@ ROUTES = [
     Route("/", jobs_page),
     Route("/jobs/{id}", job_page),
     Route("/api/jobs", api_jobs),
+    # Before /api/jobs/{id}, which would take "events" for a (bad) id.
+    Route("/api/jobs/events", api_new_jobs),
     Route("/api/jobs/{id}", api_job),
     Route("/api/jobs/{id}/chunks", api_chunks),
     Route("/api/jobs/{id}/errors", api_errors),

@@ -129,3 +129,30 @@ def test_hostile_values_run_no_script(
     expect(worker).to_have_text("worker<img src=x onerror=window.pwned=3>")
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert page.locator("img").count() == 0
+
+
+def test_jobs_list_adds_the_jobs_created_while_it_is_open(
+    page: Page, serve: Callable[..., Any], repo: ImportJobRepository
+) -> None:
+    server = serve()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.goto(f"{server.base_url}/?owner=acme")
+    expect(page.locator("[data-no-jobs]")).to_be_visible()
+    repo.create(ImportJob(source_type="csv", filename="theirs.csv", owner="other"))
+    job = repo.create(ImportJob(source_type="csv", filename=HOSTILE, total_rows=4, owner="acme"))
+    row = page.locator(f'tr[data-job-id="{job.id}"]')
+    # Within 5 s as a rule; a busy machine gets more.
+    expect(row.locator("a")).to_have_text(HOSTILE, timeout=30_000)
+    expect(row.locator('[data-field="status"]')).to_have_text("pending")
+    expect(page.locator("tr[data-job-id]")).to_have_count(1)  # not the other owner's
+    expect(page.locator("[data-no-jobs]")).to_have_count(0)
+    assert page.evaluate("typeof window.pwned") == "undefined"
+    assert page.locator("img").count() == 0
+    # The added row is followed live as the others are.
+    repo.start(job.id)
+    repo.advance(job.id, 4, 4, 0)
+    repo.update_status(job.id, "completed")
+    expect(row.locator('[data-field="status"]')).to_have_text("completed", timeout=30_000)
+    expect(row.locator('[data-field="percent"]')).to_have_text("100.0 %")
+    assert navigations == [f"{server.base_url}/?owner=acme"]  # never reloaded

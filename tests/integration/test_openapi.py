@@ -37,6 +37,8 @@ from importjob.web import Access, Dashboard, _openapi, create_app, routes
 Case = schemathesis.Case[Any]
 PREFIX = "/admin/imports"
 PAGES = {"/", "/jobs/{id}"}
+# The one stream that does not end by itself.
+NEVER_ENDS = "/api/jobs/events"
 # Not the literals of the application's source: their order differs from process to
 # process (str hashes), and the same seed must draw the same requests in every run.
 CONFIG = schemathesis.Config.from_dict({"analysis": {"constants": {"enabled": False}}})
@@ -114,6 +116,8 @@ def test_every_endpoint_answers_as_its_document_says(
         for result in schema.get_all_operations():
             assert isinstance(result, Ok), result
             operation = result.ok()
+            if operation.path == NEVER_ENDS:
+                continue  # a call would wait forever; test_web.py reads it as a stream
             modes = [GenerationMode.POSITIVE, GenerationMode.NEGATIVE]
             # Generated ids find no job; the real ones reach each kind of job.
             fixed: list[dict[str, Any]] = [{}]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,8 @@ USERS = {
     "root": Access(user="root", all_owners=True, can_cancel=True),
 }
 Serve = Callable[..., Any]
+# A new job reaches a list's stream within 5 s; this allows for a busy machine.
+NEW_JOB_SECONDS = 30.0
 LINK = re.compile(r'(?:href|src|action|data-base)="([^"]*)"')
 
 
@@ -79,20 +83,36 @@ def job(repo: ImportJobRepository, owner: str, **fields: Any) -> ImportJob:
     return repo.start(created.id, worker_id="w1")
 
 
-def first_events(response: httpx.Response, count: int) -> list[tuple[str, Any]]:
-    """Return a stream's first ``count`` events as (event, JSON data), then stop reading."""
-    got: list[tuple[str, Any]] = []
+def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """Yield a stream's events as (event, JSON data)."""
     fields: dict[str, str] = {}
     for line in response.iter_lines():
         if line:
             name, _, value = line.partition(":")
             fields[name] = fields.get(name, "") + value.strip()
         elif "data" in fields:
-            got.append((fields.get("event", "message"), json.loads(fields["data"])))
+            yield fields.get("event", "message"), json.loads(fields["data"])
             fields = {}
-            if len(got) == count:
-                break
-    return got
+        else:
+            fields = {}  # a ping: a comment line alone
+
+
+def first_events(response: httpx.Response, count: int) -> list[tuple[str, Any]]:
+    """Return a stream's first ``count`` events as (event, JSON data), then stop reading."""
+    return list(itertools.islice(events(response), count))
+
+
+def within(seconds: float, stream: Iterator[tuple[str, Any]]) -> tuple[str, Any]:
+    """Return the stream's next event, failing if none comes within ``seconds``.
+
+    Pings keep a quiet stream's reads from timing out, so the read waits in
+    a thread of its own.
+    """
+    pool = ThreadPoolExecutor(1)
+    try:
+        return pool.submit(next, stream).result(timeout=seconds)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def test_every_link_asset_and_stream_stays_under_the_mount(
@@ -245,6 +265,51 @@ def test_a_user_sees_only_their_owners_jobs(
         assert alice.get(f"{PREFIX}/metrics").status_code == 403
         assert root.get(f"{PREFIX}/metrics").status_code == 200
         assert alice.get(f"{PREFIX}/healthz").json()["status"] == "ok"
+
+
+def test_the_list_s_stream_pushes_the_new_jobs_of_the_user_s_owner_only(
+    mounted: Callable[..., httpx.Client], repo: ImportJobRepository
+) -> None:
+    shown = job(repo, "tenant-a")
+    with (
+        mounted("alice") as alice,
+        alice.stream("GET", f"{PREFIX}/api/jobs/events") as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        pushed = events(stream)
+        # First what the list shows now.
+        assert within(NEW_JOB_SECONDS, pushed)[1]["id"] == str(shown.id)
+        theirs = repo.create(ImportJob(source_type="csv", filename="f.csv", owner="tenant-b"))
+        mine = repo.create(ImportJob(source_type="csv", filename="f.csv", owner="tenant-a"))
+        name, data = within(NEW_JOB_SECONDS, pushed)
+        # Another owner's job, created before: never told of, not even that it exists.
+        assert (name, data["id"]) == ("job", str(mine.id))
+        assert str(theirs.id) != data["id"]
+        # As the list gives it.
+        assert set(data) == set(alice.get(f"{PREFIX}/api/jobs").json()[0])
+
+
+def test_the_list_s_stream_pushes_only_the_new_jobs_its_filters_match(
+    mounted: Callable[..., httpx.Client], repo: ImportJobRepository, conn: Any
+) -> None:
+    def created(owner: str, **fields: Any) -> ImportJob:
+        return repo.create(ImportJob(source_type="csv", filename="f.csv", owner=owner, **fields))
+
+    filters = {"owner": "tenant-a", "meta.ds": "faq", "status": "pending"}
+    with mounted("root") as root:
+        with root.stream("GET", f"{PREFIX}/api/jobs/events", params=filters) as stream:
+            pushed = events(stream)
+            created("tenant-b", metadata={"ds": "faq"})
+            created("tenant-a", metadata={"ds": "other"})
+            with conn.transaction():  # pending when created, processing when seen
+                repo.start(created("tenant-a", metadata={"ds": "faq"}).id, worker_id="w1")
+            match = created("tenant-a", metadata={"ds": "faq", "n": 1})
+            # The others came first: had one matched, it would be here instead.
+            name, data = within(NEW_JOB_SECONDS, pushed)
+            assert (name, data["id"], data["status"]) == ("job", str(match.id), "pending")
+        # A bad filter is refused before any stream starts.
+        refused = root.get(f"{PREFIX}/api/jobs/events", params={"status": "nope"})
+        assert (refused.status_code, refused.json()["field"]) == (400, "status")
 
 
 def test_hostile_owners_users_and_metadata_are_escaped_under_the_mount(

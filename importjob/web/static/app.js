@@ -134,6 +134,38 @@ function jobPage(page) {
   });
 }
 
+// A row as jobs.html draws it, built with DOM calls: show() fills the live cells.
+function jobRow(job) {
+  const row = document.createElement("tr");
+  row.dataset.jobId = job.id;
+  row.dataset.status = job.status;
+  row.dataset.createdAt = job.created_at;
+  const file = row.insertCell();
+  const link = document.createElement("a");
+  link.href = `${base()}/jobs/${encodeURIComponent(job.id)}`;
+  link.textContent = job.filename;
+  const id = document.createElement("div");
+  id.className = "muted id";
+  id.textContent = job.id;
+  file.append(link, id);
+  const owner = row.insertCell();
+  owner.className = "muted";
+  owner.textContent = job.owner ?? "";
+  const status = document.createElement("span");
+  status.dataset.field = "status";
+  row.insertCell().append(status);
+  const bar = document.createElement("progress");
+  bar.dataset.field = "bar";
+  row.insertCell().append(bar);
+  for (const field of ["percent", "progress", "error_count", "skipped_count", "rate", "age"]) {
+    row.insertCell().dataset.field = field;
+  }
+  row.lastChild.className = "muted";
+  show(row, job);
+  text(row, "age", age(job.created_at));
+  return row;
+}
+
 function jobsList(table) {
   const rows = new Map();
   for (const row of table.querySelectorAll("tr[data-job-id]")) {
@@ -144,20 +176,50 @@ function jobsList(table) {
   window.setInterval(() => {
     for (const row of rows.values()) text(row, "age", age(row.dataset.createdAt));
   }, 10000);
-  const live = [...rows.values()].filter((row) => !TERMINAL.has(row.dataset.status));
-  if (!live.length) return;
-  const query = live.map((row) => `id=${encodeURIComponent(row.dataset.jobId)}`).join("&");
-  const events = new EventSource(`${base()}/api/events?${query}`);
-  let open = live.length;
-  events.addEventListener("job", (event) => {
+  // One stream for the live rows, opened again over them all when rows are added.
+  let events = null;
+  let open = 0;
+  const follow = () => {
+    if (events) events.close();
+    events = null;
+    const live = [...rows.values()].filter((row) => !TERMINAL.has(row.dataset.status));
+    open = live.length;
+    if (!open) return;
+    const query = live.map((row) => `id=${encodeURIComponent(row.dataset.jobId)}`).join("&");
+    const stream = new EventSource(`${base()}/api/events?${query}`);
+    stream.addEventListener("job", (event) => {
+      const job = JSON.parse(event.data);
+      const row = rows.get(job.id);
+      if (!row) return;
+      show(row, job);
+      if (TERMINAL.has(job.status) && --open === 0) stream.close();
+    });
+    stream.addEventListener("gone", () => {
+      if (--open === 0) stream.close();
+    });
+    events = stream;
+  };
+  follow();
+  // The jobs the list gains while open, with the page's own filters; the
+  // stream tells of those already shown too, which are skipped here.
+  const added = new EventSource(`${base()}/api/jobs/events${window.location.search}`);
+  let again = false;
+  added.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
-    const row = rows.get(job.id);
-    if (!row) return;
-    show(row, job);
-    if (TERMINAL.has(job.status) && --open === 0) events.close();
-  });
-  events.addEventListener("gone", () => {
-    if (--open === 0) events.close();
+    if (rows.has(job.id)) return;
+    const row = jobRow(job);
+    rows.set(job.id, row);
+    table.tBodies[0].prepend(row);
+    table.hidden = false;
+    document.querySelector("[data-no-jobs]")?.remove();
+    // A burst of new jobs opens the rows' stream again once, not once a job.
+    if (!again) {
+      again = true;
+      window.setTimeout(() => {
+        again = false;
+        follow();
+      }, 0);
+    }
   });
 }
 
