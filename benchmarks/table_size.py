@@ -106,6 +106,11 @@ def _size_calls(url: str) -> dict[str, Callable[[], object]]:
         "list_recent(owner=..., limit=50)": lambda: repo.list_recent(limit=50, owner=OWNER),
         "claim_next": lambda: repo.claim_next("bench"),
         "job_metrics": repo.job_metrics,
+        "count_by_status()": repo.count_by_status,
+        "count_by_status(owner=...)": lambda: repo.count_by_status(owner=OWNER),
+        "list_recent(owner=..., filename=old, limit=50)": lambda: repo.list_recent(
+            limit=50, owner=OWNER, filename="old"
+        ),
     }
 
 
@@ -113,7 +118,14 @@ def _size_calls(url: str) -> dict[str, Callable[[], object]]:
 _TARGETS = {"list_recent(owner=..., limit=50)": 1.5}
 
 
-_RECENT = {"status": None, "owner": None, "metadata": None, "limit": 50, "with_errors": False}
+_RECENT = {
+    "status": None,
+    "owner": None,
+    "metadata": None,
+    "filename": None,
+    "limit": 50,
+    "with_errors": False,
+}
 
 
 def _plans(url: str, report: Report) -> None:
@@ -129,6 +141,11 @@ def _plans(url: str, report: Report) -> None:
         "list_recent(metadata={dataset: ds-7}, limit=50)": (
             "list_recent",
             {**_RECENT, "metadata": '{"dataset": "ds-7"}'},
+        ),
+        "list_recent(filename=old, limit=50)": ("list_recent", {**_RECENT, "filename": "old"}),
+        "count_by_status()": (
+            "count_by_status",
+            {"owner": None, "at_most": 10_000, "statuses": [s.value for s in ImportJobStatus]},
         ),
         "rescue_stale": (
             "rescue_stale",
@@ -182,6 +199,7 @@ def table_size_lines(url: str, report: Report, small: int, large: int, samples: 
             )
             if name == "job_metrics":
                 _metrics_line(url, report, large, large_us, samples)
+        _rare_filename_line(url, report, large, samples)
     finally:
         unpin()
         drop_database(BENCH_DB + "_small")
@@ -201,6 +219,27 @@ def _metrics_line(url: str, report: Report, large: int, metrics_us: float, sampl
         ratio=metrics_us / scan_us,
         target="≤ 50 ms",
         ok=metrics_us <= 50_000,
+    )
+
+
+def _rare_filename_line(url: str, report: Report, large: int, samples: int) -> None:
+    """list_recent(filename=...) over every owner, for a name no job has: what it reads."""
+    with connect(url) as conn:
+        repo = ImportJobRepository(conn)
+        runs = max(5, samples // 100)
+        rare = statistics.median(
+            _timed(lambda: repo.list_recent(limit=50, filename="no-such-name")) for _ in range(runs)
+        )
+        common = statistics.median(
+            _timed(lambda: repo.list_recent(limit=50, filename="old")) for _ in range(runs)
+        )
+    report.add(
+        f"list_recent(filename=a name no job has) at {large:,} jobs vs a common name",
+        f"{rare / 1000:.1f} ms",
+        f"{common / 1000:.2f} ms",
+        ratio=rare / common,
+        target="none: reads every job",
+        ok=True,
     )
 
 

@@ -451,6 +451,15 @@ class _RepositoryCore:
         return {"stale_after": _validate.duration("stale_after", stale_after)}
 
     @staticmethod
+    def _counts_params(owner: object, at_most: object) -> _Params:
+        # count_by_status.sql runs unprepared, as list_recent.sql: a NULL owner folds away.
+        return {
+            "owner": _validate.owner(owner),
+            "at_most": _validate.positive("at_most", at_most),
+            "statuses": [status.value for status in ImportJobStatus],
+        }
+
+    @staticmethod
     def _export_query(
         job_id: object,
         out: object,
@@ -482,7 +491,13 @@ class _RepositoryCore:
 
     @staticmethod
     def _recent_params(
-        status: object, limit: object, with_errors: object, owner: object, metadata: object
+        status: object,
+        limit: object,
+        with_errors: object,
+        *,
+        owner: object,
+        metadata: object,
+        filename: object,
     ) -> _Params:
         # list_recent.sql runs unprepared: each call's plan is made for the
         # filters it has (a NULL filter folds away), so each uses its index.
@@ -494,6 +509,7 @@ class _RepositoryCore:
             "owner": _validate.owner(owner),
             # {} is contained in every job's metadata: no filter.
             "metadata": None if contains == "{}" else contains,
+            "filename": None if filename is None else _validate.filename(filename),
             "limit": _validate.positive("limit", limit),
             "with_errors": with_errors,
         }
@@ -593,6 +609,10 @@ class _RepositoryCore:
                 without_heartbeat=stale,
             )
         return metrics
+
+    @staticmethod
+    def _counts_result(rows: list[tuple[Any, ...]]) -> dict[ImportJobStatus, int]:
+        return {ImportJobStatus(status): jobs for status, jobs in rows}
 
     @staticmethod
     def _purge_result(row: tuple[int, int] | None) -> tuple[int, bool]:

@@ -82,15 +82,13 @@ def _storable(field: str, value: str) -> None:
         raise InvalidFieldError(field, "must be valid unicode (a lone surrogate)", value)
 
 
-def filename(value: object) -> str:
+def filename(value: object, field: str = "filename") -> str:
     """Return ``value`` if it is a valid file name: 1 to 255 characters."""
-    name = text("filename", value)
+    name = text(field, value)
     if not name:
-        raise InvalidFieldError("filename", "must not be empty", value)
+        raise InvalidFieldError(field, "must not be empty", value)
     if len(name) > MAX_FILENAME_LENGTH:
-        raise InvalidFieldError(
-            "filename", f"must be at most {MAX_FILENAME_LENGTH} characters", value
-        )
+        raise InvalidFieldError(field, f"must be at most {MAX_FILENAME_LENGTH} characters", value)
     return name
 
 

@@ -313,6 +313,7 @@ def migrate(ctx: click.Context, rollback: bool) -> None:
     help="Only jobs in this status.",
 )
 @click.option("--owner", help="Only jobs of this owner.")
+@click.option("--filename", help="Only jobs whose file name contains this text, in any case.")
 @click.option(
     "--meta",
     "meta",
@@ -330,6 +331,7 @@ def list_jobs(
     *,
     status: str | None,
     owner: str | None,
+    filename: str | None,
     meta: tuple[tuple[str, str], ...],
     limit: int,
     as_json: bool,
@@ -338,10 +340,12 @@ def list_jobs(
     try:
         contains = metadata_filter(meta, "--meta")
         _validate.owner(owner, "--owner")
+        if filename is not None:
+            _validate.filename(filename, "--filename")
     except InvalidFieldError as exc:
         raise click.BadParameter(f"{exc.message}: {exc.value!r}", param_hint=exc.field) from exc
     with _database(ctx).repository() as repo:
-        jobs = repo.list_recent(status, limit, owner=owner, metadata=contains)
+        jobs = repo.list_recent(status, limit, owner=owner, metadata=contains, filename=filename)
     if as_json:
         # The list reads no entries: leave out the empty array rather than show it.
         _print_json([{k: v for k, v in job.to_dict().items() if k != "errors"} for job in jobs])

@@ -230,20 +230,27 @@ class ImportJobRepository(_RepositoryCore):
         with_errors: bool = False,
         owner: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        filename: str | None = None,
     ) -> list[ImportJob]:
         """Return at most ``limit`` jobs, newest first, filtered by what is given.
 
         ``status``: in that status; ``owner``: of that owner; ``metadata``:
         whose metadata contains those keys and values (JSON containment:
-        ``{"dataset": "faq"}`` matches ``{"dataset": "faq", "upload": 7}``).
-        Each filter is served by an index.
+        ``{"dataset": "faq"}`` matches ``{"dataset": "faq", "upload": 7}``);
+        ``filename``: whose file name contains that text, in any case
+        (``"faq"`` matches ``"FAQ-2026.csv"``). Status, owner and metadata
+        are served by an index; the file name is checked on the jobs they
+        yield, newest first, so a name that few of many jobs hold reads
+        many rows: give it with an owner when the table is large.
 
         A list shows progress: the jobs come without their error entries
         (``errors`` empty; ``error_count``, ``errors_dropped`` and
         ``errors_logged`` tell how many there are), which are not even read,
         unless ``with_errors=True``. `get_by_id` reads one job whole.
         """
-        params = self._recent_params(status, limit, with_errors, owner, metadata)
+        params = self._recent_params(
+            status, limit, with_errors, owner=owner, metadata=metadata, filename=filename
+        )
         return self._all("list_recent", params, job_from_values, prepare=False)
 
     def update_metadata(self, job_id: UUID | str, metadata: Mapping[str, Any]) -> ImportJob:
@@ -257,6 +264,21 @@ class ImportJobRepository(_RepositoryCore):
         if job is None:
             raise ImportJobNotFoundError(params["id"])
         return job
+
+    def count_by_status(
+        self, *, owner: str | None = None, at_most: int = 10_000
+    ) -> dict[ImportJobStatus, int]:
+        """Return how many imports each status holds, counted up to ``at_most``.
+
+        Of ``owner``'s jobs, or of every owner's when it is None. A chunked
+        import counts once, in its own status (its chunks are not counted).
+        Every status is a key. A count of ``at_most`` means that many or
+        more: each status is counted that far and no further, so the cost
+        is bounded at any number of jobs (what a dashboard shows as
+        "10,000+"); `job_metrics` counts every job exactly, for monitoring.
+        """
+        params = self._counts_params(owner, at_most)
+        return self._counts_result(self._all("count_by_status", params, _values, prepare=False))
 
     def job_metrics(
         self, stale_after: timedelta = DEFAULT_STALE_AFTER

@@ -156,9 +156,12 @@ class AsyncImportJobRepository(_RepositoryCore):
         with_errors: bool = False,
         owner: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        filename: str | None = None,
     ) -> list[ImportJob]:
         """Return the newest jobs; see `ImportJobRepository.list_recent`."""
-        params = self._recent_params(status, limit, with_errors, owner, metadata)
+        params = self._recent_params(
+            status, limit, with_errors, owner=owner, metadata=metadata, filename=filename
+        )
         return await self._all("list_recent", params, job_from_values, prepare=False)
 
     async def update_metadata(self, job_id: UUID | str, metadata: Mapping[str, Any]) -> ImportJob:
@@ -168,6 +171,14 @@ class AsyncImportJobRepository(_RepositoryCore):
         if job is None:
             raise ImportJobNotFoundError(params["id"])
         return job
+
+    async def count_by_status(
+        self, *, owner: str | None = None, at_most: int = 10_000
+    ) -> dict[ImportJobStatus, int]:
+        """Return how many imports each status holds; see `ImportJobRepository.count_by_status`."""
+        params = self._counts_params(owner, at_most)
+        rows = await self._all("count_by_status", params, _values, prepare=False)
+        return self._counts_result(rows)
 
     async def job_metrics(
         self, stale_after: timedelta = DEFAULT_STALE_AFTER

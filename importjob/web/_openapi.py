@@ -225,6 +225,16 @@ def _paths(max_jobs: int, max_errors_page: int, max_streamed_jobs: int) -> dict[
             },
         },
         {
+            "name": "filename",
+            "in": "query",
+            "description": "Only jobs whose file name contains this text, in any letter case.",
+            "schema": {
+                "type": "string",
+                "maxLength": _validate.MAX_FILENAME_LENGTH,
+                "pattern": "^[^\\x00]*$",
+            },
+        },
+        {
             "name": "meta",
             "in": "query",
             "description": (

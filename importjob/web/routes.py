@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, cast
+from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -47,6 +48,8 @@ from importjob.web.access import Access, audit, request_access
 MAX_JOBS = 500
 MAX_ERRORS_PAGE = 1000
 MAX_STREAMED_JOBS = 200
+# The list page counts each status this far: past it, it shows "10,000+".
+COUNTED_AT_MOST = 10_000
 # The job page's errors per page (its reasons: SHOWN_REASONS, as its snapshots carry).
 ERRORS_PER_PAGE = 50
 # How long a new stream waits for its job's first snapshot before saying 503.
@@ -84,12 +87,14 @@ def _status(request: Request) -> ImportJobStatus | None:
 
 
 def _list_filters(request: Request) -> dict[str, Any]:
-    """Return list_recent's owner and metadata from ``?owner=`` and ``?meta.KEY=VALUE``.
+    """Return list_recent's filters from ``?owner=``, ``?filename=`` and ``?meta.KEY=VALUE``.
 
-    A page's form sends the metadata as ``?meta=KEY=VALUE`` (one field) too.
+    A page's form sends the metadata as ``?meta=KEY=VALUE`` (one field) too,
+    and every field, empty ones included: an empty value is no filter.
     Each is checked by the repository's own rules, naming the parameter.
     """
     owner = request.query_params.get("owner") or None
+    filename = request.query_params.get("filename") or None
     pairs: list[tuple[str, str]] = []
     for name, text in request.query_params.multi_items():
         if name.startswith("meta."):
@@ -99,7 +104,9 @@ def _list_filters(request: Request) -> dict[str, Any]:
     contains = metadata_filter(pairs, "meta")
     _validate.owner(owner)
     _validate.metadata(contains, "meta")
-    return {"owner": owner, "metadata": contains}
+    if filename is not None:
+        _validate.filename(filename)
+    return {"owner": owner, "metadata": contains, "filename": filename}
 
 
 async def _list(request: Request, limit: int) -> tuple[list[ImportJob], dict[str, Any]]:
@@ -180,7 +187,7 @@ def _listed(job: ImportJob, now: datetime) -> dict[str, Any]:
 
 
 async def api_jobs(request: Request) -> Response:
-    """GET /api/jobs?status=&owner=&meta.KEY=VALUE&limit=: the newest jobs, as `list --json`."""
+    """GET /api/jobs?status=&owner=&filename=&meta.KEY=VALUE&limit=: the newest jobs."""
     jobs, _ = await _list(request, _int(request, "limit", 50, MAX_JOBS))
     now = datetime.now(UTC)
     return JSONResponse([_listed(job, now) for job in jobs])
@@ -324,7 +331,7 @@ async def api_events_many(request: Request) -> Response:
 
 
 async def api_new_jobs(request: Request) -> Response:
-    """GET /api/jobs/events?status=&owner=&meta.KEY=VALUE&limit=: SSE, each job the list gains.
+    """GET /api/jobs/events?status=&owner=&filename=&meta.KEY=VALUE&limit=: SSE, the list's gains.
 
     ``job`` with a job's JSON as `api_jobs` lists it: first the jobs the
     list shows now, oldest first, then each job it gains, as it is created
@@ -504,17 +511,51 @@ def _page(request: Request, name: str, **context: Any) -> Response:
     )
 
 
+async def _counts(request: Request, owner: str | None) -> dict[ImportJobStatus, int] | None:
+    """Return the status counts of the jobs in the page's view, None when it sees none.
+
+    Of the user's owner, or of the owner the filter names; of every owner
+    for a user who sees them all and names none.
+    """
+    access = request_access(request)
+    if not access.all_owners:
+        if owner not in (None, access.owner):
+            return None
+        owner = access.owner
+    async with _repository(request) as repo:
+        return await repo.count_by_status(owner=owner, at_most=COUNTED_AT_MOST)
+
+
+def _with_status(request: Request, status: ImportJobStatus | None) -> str:
+    # The page's own query with another status: a count's link keeps the other filters.
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "status"]
+    if status is not None:
+        kept.insert(0, ("status", status.value))
+    return f"?{urlencode(kept)}" if kept else ""
+
+
 async def jobs_page(request: Request) -> Response:
-    """GET /: the newest jobs, live."""
+    """GET /: the status counts and the newest jobs, live."""
     status, limit = _status(request), _int(request, "limit", 50, MAX_JOBS)
-    jobs, filters = await _list(request, limit)
+    asked = _list_filters(request)
+    (jobs, filters), counts = await asyncio.gather(
+        _list(request, limit), _counts(request, asked["owner"])
+    )
     now = datetime.now(UTC)
     return _page(
         request,
         "jobs.html",
         jobs=[_listed(job, now) for job in jobs],
+        counts=[
+            (member.value, counts[member] if counts else 0, _with_status(request, member))
+            for member in ImportJobStatus
+        ],
+        counted_at_most=COUNTED_AT_MOST,
+        every_status=_with_status(request, None),
         status=status.value if status else "",
         owner=filters["owner"] or "",
+        filename=filters["filename"] or "",
+        all_owners=request_access(request).all_owners,
         # The form edits one KEY=VALUE; the others (from ?meta.KEY links) ride along.
         meta=[(key, value_text(value, "null")) for key, value in filters["metadata"].items()],
         statuses=[member.value for member in ImportJobStatus],

@@ -159,6 +159,8 @@ def test_list_filters_by_owner_and_metadata(db_url: str, repo: ImportJobReposito
     assert ids("--meta", "n=7") == [str(faq.id)]
     assert ids("--meta", 'n="7"') == [str(text.id)]
     assert ids("--owner", "nobody") == []
+    assert ids("--filename", "FAQ") == [str(faq.id)]
+    assert ids("--filename", ".csv", "--owner", "acme") == [str(text.id), str(faq.id)]
     table = importjob("list", "--owner", "acme", "--meta", "ds=faq", url=db_url)
     header, row = table.stdout.splitlines()
     assert row.split()[header.split().index("skipped")] == "1"
@@ -176,6 +178,8 @@ def test_list_filters_by_owner_and_metadata(db_url: str, repo: ImportJobReposito
         (("--meta", "=faq"), "--meta"),
         (("--owner", ""), "--owner"),
         (("--owner", "a\tb"), "--owner"),
+        (("--filename", ""), "--filename"),
+        (("--filename", "x" * 256), "--filename"),
     ],
 )
 def test_list_refuses_a_bad_filter_in_one_line(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -156,6 +158,60 @@ def test_jobs_filtered_by_owner_and_metadata(serve: Serve, repo: ImportJobReposi
         assert refused.headers["content-type"].startswith("text/html")
 
 
+def test_jobs_filtered_by_part_of_the_file_name(serve: Serve, repo: ImportJobRepository) -> None:
+    faq = repo.create(ImportJob(source_type="csv", filename="FAQ-2026.csv"))
+    repo.create(ImportJob(source_type="csv", filename="pairs.csv"))
+    with client(serve()) as http:
+        listed = http.get("/api/jobs", params={"filename": "faq"}).json()
+        assert [job["id"] for job in listed] == [str(faq.id)]
+        # The form sends every field: an empty one filters nothing.
+        assert len(http.get("/api/jobs", params={"filename": ""}).json()) == 2
+        page = http.get("/", params={"filename": "faq", "status": ""}).text
+        assert str(faq.id) in page
+        assert "pairs.csv" not in page
+        assert 'name="filename" value="faq"' in page
+        refused = http.get("/", params={"filename": "a\x00b"})
+        assert refused.status_code == 400
+        assert "filename" in refused.text
+
+
+def _counts(page: str) -> dict[str, tuple[str, str]]:
+    """Return each status's count on a list page, with the link a click follows."""
+    found = re.findall(
+        r'<a href="([^"]*)" data-status-count="(\w+)"[^>]*>.*?<strong>([^<]*)</strong>',
+        page,
+        flags=re.S,
+    )
+    return {status: (count, html.unescape(link)) for link, status, count in found}
+
+
+def test_the_list_page_counts_each_status_and_a_click_filters(
+    serve: Serve, repo: ImportJobRepository
+) -> None:
+    for _ in range(2):
+        repo.create(ImportJob(source_type="csv", filename="faq.csv"))
+    running = started(repo, total_rows=10)
+    failed = started(repo, total_rows=10)
+    repo.update_status(failed.id, ImportJobStatus.FAILED)
+    with client(serve()) as http:
+        counts = _counts(http.get("/").text)
+        assert {status: count for status, (count, _) in counts.items()} == {
+            "pending": "2",
+            "processing": "1",
+            "completed": "0",
+            "failed": "1",
+            "cancelled": "0",
+        }
+        # A count's link filters by its status and keeps the page's other filters.
+        counts = _counts(http.get("/", params={"limit": "20", "status": "failed"}).text)
+        link = counts["processing"][1]
+        assert link == "/?status=processing&limit=20"
+        page = http.get(link).text
+        assert str(running.id) in page
+        assert str(failed.id) not in page
+        assert 'aria-current="page"><span class="status status-processing">' in page
+
+
 def test_the_job_page_shows_metadata_escaped_and_outcomes(
     serve: Serve, repo: ImportJobRepository
 ) -> None:
@@ -268,6 +324,9 @@ def test_job_json_is_what_show_json_prints(
         ("/api/jobs?meta.=faq", "meta"),
         ("/api/jobs?meta=novalue", "meta"),
         ("/api/jobs?meta.big=" + "x" * 9000, "meta"),
+        ("/api/jobs?filename=" + "x" * 256, "filename"),
+        ("/api/jobs?filename=a%00b", "filename"),
+        ("/api/jobs/events?filename=a%00b", "filename"),
     ],
 )
 def test_bad_input_is_400_naming_the_field(serve: Serve, path: str, field: str) -> None:

@@ -267,6 +267,30 @@ def test_a_user_sees_only_their_owners_jobs(
         assert alice.get(f"{PREFIX}/healthz").json()["status"] == "ok"
 
 
+def test_a_user_s_status_counts_are_of_their_owner_s_jobs(
+    mounted: Callable[..., httpx.Client], repo: ImportJobRepository
+) -> None:
+    job(repo, "tenant-a", total_rows=2)
+    for _ in range(3):
+        job(repo, "tenant-b", total_rows=2)
+
+    def processing(page: str) -> str:
+        found = re.search(r'data-status-count="processing".*?<strong>([^<]*)</strong>', page, re.S)
+        assert found, page
+        return found[1]
+
+    with mounted("alice") as alice, mounted("root") as root:
+        page = alice.get(f"{PREFIX}/").text
+        assert processing(page) == "1"
+        assert 'name="owner"' not in page  # a filter for those who see every owner
+        assert processing(alice.get(f"{PREFIX}/", params={"owner": "tenant-b"}).text) == "0"
+        every = root.get(f"{PREFIX}/").text
+        assert processing(every) == "4"
+        assert 'name="owner"' in every
+        assert processing(root.get(f"{PREFIX}/", params={"owner": "tenant-b"}).text) == "3"
+        assert f'href="{PREFIX}/?status=processing"' in every
+
+
 def test_the_list_s_stream_pushes_the_new_jobs_of_the_user_s_owner_only(
     mounted: Callable[..., httpx.Client], repo: ImportJobRepository
 ) -> None:

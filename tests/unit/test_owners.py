@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob import Chunk, ImportJob, ImportJobRepository, ImportJobStatus
 from importjob.exceptions import (
     ImportJobNotFoundError,
     InvalidFieldError,
@@ -259,18 +259,34 @@ def test_an_owners_list_is_served_by_its_index(
         for name, params, index in (
             (
                 "list_recent",
-                {"status": None, "owner": "a", "metadata": None, "limit": 50},
+                {"status": None, "owner": "a", "metadata": None, "filename": None, "limit": 50},
                 "ix_import_job_owner",
             ),
             (
                 "list_recent",
-                {"status": "pending", "owner": "a", "metadata": None, "limit": 50},
+                {
+                    "status": "pending",
+                    "owner": "a",
+                    "metadata": None,
+                    "filename": None,
+                    "limit": 50,
+                },
                 "ix_import_job_owner_status",
             ),
             (
                 "list_by_status_of_owner",
                 {"status": "pending", "owner": "a", "limit": 50},
                 "ix_import_job_owner_status",
+            ),
+            (
+                "count_by_status",
+                {"owner": "a", "at_most": 10, "statuses": [s.value for s in S]},
+                "ix_import_job_owner_status",
+            ),
+            (
+                "count_by_status",
+                {"owner": None, "at_most": 10, "statuses": [s.value for s in S]},
+                "ix_import_job_status",
             ),
         ):
             plan = "\n".join(
@@ -283,3 +299,70 @@ def test_an_owners_list_is_served_by_its_index(
                 f"Index Scan using {index}" in plan
             ), plan
             assert "Sort" not in plan, plan  # the index gives the order
+
+
+def test_list_recent_filters_by_part_of_the_file_name_in_any_case(side: Any) -> None:
+    faq = side.create(ImportJob(source_type="csv", filename="FAQ-2026.csv", owner="me"))
+    other_faq = side.create(ImportJob(source_type="json", filename="old_faq.json", owner="them"))
+    side.create(ImportJob(source_type="csv", filename="pairs.csv", owner="me"))
+    assert [job.id for job in side.list_recent(filename="faq")] == [other_faq.id, faq.id]
+    assert [job.id for job in side.list_recent(filename="faq", owner="me")] == [faq.id]
+    assert [job.id for job in side.list_recent(S.PENDING, filename=".JSON")] == [other_faq.id]
+    # The text is matched as it is: no pattern character means anything.
+    assert side.list_recent(filename="%") == []
+    assert side.list_recent(filename="_faq") == [other_faq]
+    assert side.list_recent(filename="faq", limit=1) == [other_faq]
+    for bad in ("", "x" * 256, "a\x00b", 7):
+        with pytest.raises(InvalidFieldError) as caught:
+            side.list_recent(filename=bad)
+        assert caught.value.field == "filename"
+
+
+def test_count_by_status_counts_each_status_of_an_owner_or_of_all(side: Any) -> None:
+    for _ in range(3):
+        side.create(_job(owner="me"))
+    running = side.create(_job(owner="me"))
+    side.start(running.id, "w")
+    done = side.create(_job(owner="them"))
+    side.start(done.id, "w")
+    side.update_status(done.id, S.COMPLETED)
+    side.create(_job())
+    counted = side.count_by_status()
+    assert counted == {S.PENDING: 4, S.PROCESSING: 1, S.COMPLETED: 1, S.FAILED: 0, S.CANCELLED: 0}
+    assert side.count_by_status(owner="me") == {
+        **dict.fromkeys(S, 0),
+        S.PENDING: 3,
+        S.PROCESSING: 1,
+    }
+    assert side.count_by_status(owner="them") == {**dict.fromkeys(S, 0), S.COMPLETED: 1}
+    assert side.count_by_status(owner="nobody") == dict.fromkeys(S, 0)
+    # Counted as far as asked: that many means that many or more.
+    assert side.count_by_status(at_most=2)[S.PENDING] == 2
+    assert side.count_by_status(at_most=4)[S.PENDING] == 4
+    assert side.count_by_status(owner="me", at_most=1) == {
+        **dict.fromkeys(S, 0),
+        S.PENDING: 1,
+        S.PROCESSING: 1,
+    }
+
+
+def test_count_by_status_counts_a_chunked_import_once_in_its_status(side: Any) -> None:
+    parent, children = side.create_chunked(_job(owner="me"), [Chunk(2), Chunk(2), Chunk(2)])
+    assert side.count_by_status(owner="me")[S.PENDING] == 1
+    claimed = side.claim_next("w")
+    assert claimed.id == children[0].id
+    # A chunk started: the import is processing, its other chunks wait, and one job is counted.
+    assert side.count_by_status(owner="me") == {**dict.fromkeys(S, 0), S.PROCESSING: 1}
+    assert side.list_recent(S.PROCESSING, owner="me") == [side.get_by_id(parent.id)]
+
+
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [({"owner": ""}, "owner"), ({"at_most": 0}, "at_most"), ({"at_most": "9"}, "at_most")],
+)
+def test_count_by_status_refuses_a_bad_value_naming_it(
+    side: Any, filters: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidFieldError) as caught:
+        side.count_by_status(**filters)
+    assert caught.value.field == field

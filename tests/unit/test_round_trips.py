@@ -152,6 +152,7 @@ def test_every_statement_returning_jobs_selects_the_columns_in_model_order(
             "status": None,
             "owner": None,
             "metadata": None,
+            "filename": None,
         },
         "update_metadata": {"id": job.id, "metadata": '{"a": 1}'},
         "watch_read": {"id": job.id},
