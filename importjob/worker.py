@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import inspect
 import itertools
 import logging
@@ -41,7 +42,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from datetime import timedelta
 from types import FrameType
 from typing import Any, cast
@@ -162,20 +163,7 @@ class Worker:
 
     def run(self) -> bool:
         """Claim and run jobs until stopped; return whether every handler finished in time."""
-        loop = asyncio.new_event_loop()
-        tasks = threading.Thread(target=loop.run_forever, name="importjob-worker-loop", daemon=True)
-        threads = concurrent.futures.ThreadPoolExecutor(
-            self.concurrency, thread_name_prefix="importjob-worker"
-        )
-
-        def start(job: ImportJob) -> concurrent.futures.Future[None]:
-            if self._is_async:
-                return asyncio.run_coroutine_threadsafe(self._run_task(job), loop)
-            return threads.submit(self._run_job, job)
-
-        if self._is_async:
-            tasks.start()
-        try:
+        with self._tasks() if self._is_async else self._threads() as start:
             self._listen(start)
             _, left = concurrent.futures.wait(self._running, timeout=self._stop_timeout)
             if left:
@@ -186,18 +174,41 @@ class Worker:
                     self._stop_timeout,
                 )
             return not left
+
+    def _all_done(self) -> bool:
+        return all(future.done() for future in self._running)
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[_Start]:
+        """Run each job's handler in a thread of a pool of ``concurrency``."""
+        threads = concurrent.futures.ThreadPoolExecutor(
+            self.concurrency, thread_name_prefix="importjob-worker"
+        )
+        try:
+            yield lambda job: threads.submit(self._run_job, job)
         finally:
             threads.shutdown(wait=False, cancel_futures=True)
-            finished = all(f.done() for f in self._running)
-            if finished:
+            if self._all_done():  # else a handler still uses its connection: the process ends it
                 for repo in self._repos:
                     repo.connection.close()
-            if tasks.is_alive():
-                if finished:
-                    asyncio.run_coroutine_threadsafe(self._close_idle(), loop).result()
-                loop.call_soon_threadsafe(loop.stop)
-                tasks.join(self._stop_timeout if finished else 0)
-            if not tasks.is_alive():  # else a task still runs there: the process ends it
+
+    @contextlib.contextmanager
+    def _tasks(self) -> Iterator[_Start]:
+        """Run each job's coroutine handler as a task of one event loop, in a thread of its own."""
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=loop.run_forever, name="importjob-worker-loop", daemon=True
+        )
+        thread.start()
+        try:
+            yield lambda job: asyncio.run_coroutine_threadsafe(self._run_task(job), loop)
+        finally:
+            finished = self._all_done()
+            if finished:
+                asyncio.run_coroutine_threadsafe(self._close_idle(), loop).result()
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(self._stop_timeout if finished else 0)
+            if not thread.is_alive():  # else a task still runs there: the process ends it
                 loop.close()
 
     def _listen(self, start: _Start) -> None:

@@ -340,7 +340,9 @@ async def api_new_jobs(request: Request) -> Response:
     job the user does not see.
     """
     limit = _int(request, "limit", 50, MAX_JOBS)
-    _status(request), _list_filters(request)  # a bad filter is a 400, not a broken stream
+    # Checked before the stream opens: a bad filter is a 400, not a broken stream.
+    _status(request)
+    _list_filters(request)
     listener = request.app.state.listener
 
     async def stream() -> AsyncIterator[dict[str, str]]:
