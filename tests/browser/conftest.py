@@ -9,6 +9,14 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        help="write the docs' screenshots into DIR (docs/ to update them), not a temporary one",
+    )
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Return headless Chromium, the distribution's (never one Playwright downloads)."""

@@ -4,12 +4,15 @@
 test (so the test reads the audit log it writes) over a fresh database, the
 dashboard at ``/admin/imports``. alice (tenant-a, may cancel) and bob
 (tenant-b, reads only) each drive a browser context of their own, with
-their own session cookie.
+their own session cookie. ``--screenshots DIR`` writes the docs' pictures
+of the list and job pages into DIR (CONTRIBUTING.md: The docs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import struct
 import subprocess
 import sys
 import uuid
@@ -17,15 +20,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from importjob import ImportJob, ImportJobRepository, ImportJobStatus
+from importjob.exceptions import ImportValidationError
 from importjob.web import AUDIT_LOGGER
 
 IMPORTER = Path(__file__).with_name("importer.py")
 IMPORTER_CANCELLED = 3  # importer.py's CANCELLED: it stopped at a flush, the job cancelled
 PREFIX = "/admin/imports"
+# The docs' screenshots are this size.
 VIEWPORT = ViewportSize(width=1280, height=820)
 # A new job reaches an open list within 5 s as a rule; a busy machine gets more.
 PUSHED_MS = 30_000
@@ -269,3 +275,121 @@ def test_bob_cannot_see_alice_s_import_nor_cancel_his_own(
         "tenant-b",
         "refused: no right to cancel",
     )
+
+
+# The docs' screenshots: a day of imports of two tenants, as admin sees them.
+
+_REASONS = [
+    ("email", "must be an email address", "jane.doe@"),
+    ("quantity", "must be a whole number", "12,5"),
+    ("sku", "unknown product", "SKU-00931"),
+]
+
+
+# owner, file, rows in it, rows processed and failed, how it ended, how long ago it began, ran for
+_ENDED = [
+    ("tenant-a", "customers-2026-11.csv", 12_480, 12_480, 37, "completed", 180 * 60, 252),
+    ("tenant-b", "invoices-q3.csv", 5_200, 1_850, 1_850, "failed", 120 * 60, 48),
+    ("tenant-b", "contacts.csv", 900, 310, 0, "cancelled", 55 * 60, 20),
+    (None, "nightly-sync.csv", 3_000, 3_000, 0, "completed", 40 * 60, 31),
+]
+
+
+def _began(conn: psycopg.Connection[Any], job: ImportJob, ago: int, ran: int = 0) -> None:
+    # Created and run earlier in the day, as the imports of a real list were.
+    conn.execute(
+        """
+        UPDATE import_job
+        SET created_at = now() - make_interval(secs => %(ago)s),
+            started_at = CASE WHEN started_at IS NOT NULL
+                THEN now() - make_interval(secs => %(ago)s - 2) END,
+            completed_at = CASE WHEN completed_at IS NOT NULL
+                THEN now() - make_interval(secs => %(ago)s - %(ran)s) END
+        WHERE id = %(id)s
+        """,
+        {"id": job.id, "ago": ago, "ran": ran},
+    )
+
+
+def _a_day_of_imports(repo: ImportJobRepository) -> ImportJob:
+    """Fill the database with imports of tenant-a, tenant-b and none; return the running one."""
+    conn = repo.connection
+    for owner, filename, total, rows, failed, status, ago, ran in _ENDED:
+        ended = _job(repo, owner, filename, total_rows=total)
+        repo.start(ended.id, worker_id="worker-2")
+        logged = range(min(failed, 40))
+        entries = [ImportValidationError(17 + 389 * n, *_REASONS[n % 3]) for n in logged]
+        repo.advance(ended.id, rows, rows - failed, failed, entries=entries)
+        repo.update_status(ended.id, status)
+        _began(conn, ended, ago, ran)
+    running = _job(
+        repo,
+        "tenant-a",
+        "orders-2026-12.csv",
+        total_rows=48_000,
+        metadata={"batch": 7},
+        source_sha256=hashlib.sha256(b"orders-2026-12.csv").hexdigest(),
+        source_size=5_412_880,
+    )
+    repo.start(running.id, worker_id="worker-1")
+    _began(conn, running, 6 * 60)
+    # Its failed rows so far, the reasons the page reads as it opens.
+    so_far = [
+        ImportValidationError(3 + 61 * n, *_REASONS[reason])
+        for n, reason in enumerate([0] * 180 + [1] * 70 + [2] * 34)
+    ]
+    repo.advance(running.id, 18_000, 18_000 - 284, 284, entries=so_far, worker_id="worker-1")
+    _job(repo, "tenant-b", "products.csv", total_rows=2_400)
+    return running
+
+
+def _advance_to(page: Page, repo: ImportJobRepository, job: ImportJob, processed: int) -> None:
+    # One flush of a worker, seen on the page before the next.
+    now = repo.get_by_id(job.id)
+    assert now is not None
+    more = processed - now.processed_rows
+    repo.advance(job.id, more, more, worker_id="worker-1")
+    expect(page.locator('[data-job-page] [data-field="progress"]')).to_have_text(
+        f"{processed:,} / {job.total_rows:,}"
+    )
+
+
+def take_screenshots(page: Page, repo: ImportJobRepository, directory: Path) -> list[Path]:
+    """Write the list and job pages, as admin sees them, into ``directory``; return the files."""
+    running = _a_day_of_imports(repo)
+    page.goto(f"{PREFIX}/jobs/{running.id}")
+    # Advanced in steps while the page is open, as a worker flushes: the live parts move.
+    for processed in (19_200, 20_500, 21_888):
+        _advance_to(page, repo, running, processed)
+    expect(page.locator('[data-job-page] [data-field="percent"]')).to_have_text("45.6 %")
+    expect(page.locator("[data-reasons] tbody tr")).to_have_count(3)
+    job_page = directory / "job-page.png"
+    page.screenshot(path=job_page)
+    page.goto(f"{PREFIX}/")
+    expect(page.locator("tr[data-job-id]")).to_have_count(6)
+    expect(page.locator(f'tr[data-job-id="{running.id}"] [data-field="percent"]')).to_have_text(
+        "45.6 %"
+    )
+    list_page = directory / "list-page.png"
+    page.screenshot(path=list_page)
+    return [list_page, job_page]
+
+
+@pytest.fixture
+def screenshots(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Return where the screenshots go: ``--screenshots DIR``, else a temporary directory."""
+    chosen: str | None = request.config.getoption("screenshots")
+    return Path(chosen) if chosen else tmp_path
+
+
+def test_screenshots_of_the_list_and_job_pages(
+    sign_in: Callable[[str], Page], repo: ImportJobRepository, screenshots: Path
+) -> None:
+    written = take_screenshots(sign_in("admin"), repo, screenshots)
+    assert [path.name for path in written] == ["list-page.png", "job-page.png"]
+    for path in written:
+        image = path.read_bytes()
+        assert image.startswith(b"\x89PNG\r\n\x1a\n")
+        width, height = struct.unpack(">II", image[16:24])  # the IHDR chunk's first fields
+        assert (width, height) == (VIEWPORT["width"], VIEWPORT["height"])
+        assert len(image) > 30_000, path  # a page of text and bars, not a blank one
