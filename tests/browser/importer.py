@@ -3,6 +3,8 @@
 ``python importer.py URL JOB_ID ROWS GATE``: imports ROWS rows through the
 tracker, flushing every 10; after half of them it waits for the file GATE
 to exist, so the test sees the bar stand at 50 % before letting it go on.
+A job cancelled under it stops it at its next flush: it exits with
+`CANCELLED`, as a worker that noticed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import time
 import psycopg
 
 from importjob import ImportJobRepository, track
-from importjob.exceptions import ImportValidationError
+from importjob.exceptions import ImportJobCancelledError, ImportValidationError
+
+CANCELLED = 3
 
 
 def main(url: str, job_id: str, rows: int, gate: str) -> None:
@@ -36,4 +40,7 @@ def main(url: str, job_id: str, rows: int, gate: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    try:
+        main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    except ImportJobCancelledError:
+        sys.exit(CANCELLED)

@@ -6,7 +6,6 @@ missing Chromium fails these tests, as a missing database fails the others.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,23 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from importjob import ImportJob, ImportJobRepository
 
 IMPORTER = Path(__file__).with_name("importer.py")
 HOSTILE = '<script>window.pwned=1</script>"\'><img src=x onerror="window.pwned=2">'
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Return headless Chromium, the distribution's (never one Playwright downloads)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "no chromium on PATH: apt-get install chromium"
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, headless=True)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from importjob import ImportJob, ImportJobRepository
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PREFIX = "/admin/imports"
 
 
@@ -31,22 +28,16 @@ def _first_event(response: httpx.Response) -> tuple[str, str]:
     raise AssertionError("the stream ended without an event")
 
 
-def _example(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_fastapi_example_mounts_it_behind_its_own_login(
-    db_url: str, asgi_server: Callable[..., Any], repo: ImportJobRepository
+    db_url: str,
+    asgi_server: Callable[..., Any],
+    repo: ImportJobRepository,
+    example: Callable[[str], Any],
 ) -> None:
-    example = _example("dashboard_in_fastapi")
+    fastapi_example = example("dashboard_in_fastapi")
     mine = _started(repo, "tenant-a")
     theirs = _started(repo, "tenant-b")
-    server = asgi_server(example.create(db_url))
+    server = asgi_server(fastapi_example.create(db_url))
 
     @contextlib.contextmanager
     def signed_in(user: str, password: str) -> Iterator[httpx.Client]:
