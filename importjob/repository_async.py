@@ -177,8 +177,9 @@ class AsyncImportJobRepository(_RepositoryCore):
     ) -> dict[ImportJobStatus, int]:
         """Return how many imports each status holds; see `ImportJobRepository.count_by_status`."""
         params = self._counts_params(owner, at_most)
-        rows = await self._all("count_by_status", params, _values, prepare=False)
-        return self._counts_result(rows)
+        return self._counts_result(
+            await self._all("count_by_status", params, _values, prepare=False)
+        )
 
     async def job_metrics(
         self, stale_after: timedelta = DEFAULT_STALE_AFTER
