@@ -38,7 +38,7 @@ from importjob.exceptions import (
     InvalidFieldError,
     InvalidStatusTransitionError,
 )
-from importjob.web import routes
+from importjob.web import _times, routes
 from importjob.web._listener import Listener
 from importjob.web._paths import base_path, route_path
 from importjob.web.access import ACCESS_KEY, Access, AccessFunction, TokenAccess
@@ -308,5 +308,7 @@ def create_app(
     )
     # A checkpoint as the CLI shows it (then escaped like every value).
     templates.filters["value_text"] = functools.partial(value_text, missing="\u2013")  # en dash
+    templates.filters["ago"] = _times.ago
+    templates.filters["exact"] = _times.exact
     app.state.templates = templates
     return app

@@ -508,6 +508,8 @@ def _page(request: Request, name: str, **context: Any) -> Response:
             base=base_path(request.scope),
             can_cancel=request_access(request).can_cancel,
             asks_token=request.app.state.asks_token,
+            # The moment the relative times are told from.
+            now=datetime.now(UTC),
             **context,
         )
     )

@@ -6,6 +6,7 @@ missing Chromium fails these tests, as a missing database fails the others.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,9 +16,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from importjob import ImportJob, ImportJobRepository
+from importjob import Chunk, ImportJob, ImportJobRepository
 
 IMPORTER = Path(__file__).with_name("importer.py")
+CHUNK_WORKER = Path(__file__).with_name("chunk_worker.py")
+NONE = "\u2013"  # the en dash a missing time shows
+RELATIVE = re.compile(r"^(just now|\d+ (s|min) ago)$")
+EXACT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 HOSTILE = '<script>window.pwned=1</script>"\'><img src=x onerror="window.pwned=2">'
 
 
@@ -144,3 +149,110 @@ def test_jobs_list_adds_the_jobs_created_while_it_is_open(
     expect(row.locator('[data-field="status"]')).to_have_text("completed", timeout=30_000)
     expect(row.locator('[data-field="percent"]')).to_have_text("100.0 %")
     assert navigations == [f"{server.base_url}/?owner=acme"]  # never reloaded
+
+
+def test_rate_chart_draws_the_import_and_falls_to_zero_when_it_stalls(
+    page: Page,
+    serve: Callable[..., Any],
+    repo: ImportJobRepository,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="rate.csv", total_rows=200))
+    server = serve()
+    page.goto(f"{server.base_url}/jobs/{job.id}")
+    line = page.locator("svg[data-rate-chart] polyline[data-rate-line]")
+    now, peak = page.locator("[data-rate-now]"), page.locator("[data-rate-peak]")
+    expect(line).to_have_count(1)
+    gate = tmp_path / "go-on"
+    importer = subprocess.Popen(
+        [sys.executable, str(IMPORTER), db_url, str(job.id), "200", str(gate)]
+    )
+    try:
+        expect(page.locator('[data-job-page] progress[data-field="bar"]')).to_have_attribute(
+            "value", "100", timeout=60_000
+        )
+        # Held at half: the chart's own clock takes the rate down to zero,
+        # while the peak remembers the first half.
+        expect(now).to_have_text("0 rows/s", timeout=30_000)
+        expect(peak).not_to_have_text("0 rows/s")
+        expect(peak).to_contain_text("rows/s")
+        stalled = line.get_attribute("points")
+        assert stalled is not None
+        assert len(stalled.split()) == 60  # a point a bucket
+        gate.touch()
+        expect(page.locator('[data-job-page] [data-field="status"]').first).to_have_text(
+            "completed", timeout=60_000
+        )
+        # The second half drawn: the line is not the stalled one any more.
+        expect(line).not_to_have_attribute("points", stalled)
+    finally:
+        gate.touch()
+        assert importer.wait(timeout=60) == 0
+
+
+def test_chunk_rows_follow_their_chunks_live(
+    page: Page,
+    serve: Callable[..., Any],
+    repo: ImportJobRepository,
+    db_url: str,
+    tmp_path: Path,
+) -> None:
+    parent, (a, b) = repo.create_chunked(
+        ImportJob(source_type="csv", filename="chunked.csv"),
+        [Chunk(40, {"rows": [0, 40]}), Chunk(40, {"rows": [40, 80]})],
+    )
+    server = serve()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    page.goto(f"{server.base_url}/jobs/{parent.id}")
+    first, second = (page.locator(f'tr[data-job-id="{chunk.id}"]') for chunk in (a, b))
+    statuses = page.locator("[data-chunk-statuses]")
+    expect(statuses).to_have_text("pending 2")
+    gate = tmp_path / "go-on"
+    worker = subprocess.Popen([sys.executable, str(CHUNK_WORKER), db_url, str(gate)])
+    try:
+        # The worker holds the first chunk at half: its row, and only its row, says so.
+        expect(first.locator('[data-field="bar"]')).to_have_attribute("value", "20", timeout=60_000)
+        expect(first.locator('[data-field="percent"]')).to_have_text("50.0 %")
+        expect(first.locator('[data-field="status"]')).to_have_text("processing")
+        expect(first.locator('[data-field="worker_id"]')).to_have_text("chunk-worker")
+        expect(second.locator('[data-field="status"]')).to_have_text("pending")
+        expect(statuses).to_have_text("pending 1 · processing 1")
+        gate.touch()
+        for row in (first, second):
+            expect(row.locator('[data-field="status"]')).to_have_text("completed", timeout=60_000)
+            expect(row.locator('[data-field="bar"]')).to_have_attribute("value", "40")
+            expect(row.locator('[data-field="progress"]')).to_have_text("40 / 40")
+        expect(statuses).to_have_text("completed 2")
+        # The parent's own fields are its own, not a chunk's.
+        expect(page.locator('[data-job-page] [data-field="percent"]').first).to_have_text(
+            "100.0 %", timeout=60_000
+        )
+    finally:
+        gate.touch()
+        assert worker.wait(timeout=60) == 0
+    assert navigations == [f"{server.base_url}/jobs/{parent.id}"]  # never reloaded
+
+
+def test_times_are_relative_with_the_exact_time_on_hover(
+    page: Page, serve: Callable[..., Any], repo: ImportJobRepository
+) -> None:
+    job = repo.create(ImportJob(source_type="csv", filename="times.csv", total_rows=4))
+    server = serve()
+    page.goto(server.base_url)
+    age = page.locator(f'tr[data-job-id="{job.id}"] time[data-field="age"]')
+    expect(age).to_have_text(RELATIVE)
+    expect(age).to_have_attribute("title", EXACT)
+    page.goto(f"{server.base_url}/jobs/{job.id}")
+    started = page.locator('[data-job-page] time[data-field="started_at"]')
+    expect(started).to_have_text(NONE)
+    expect(page.locator('[data-job-page] time[data-field="created_at"]')).to_have_text(RELATIVE)
+    # A time pushed live is written the same way, by the script.
+    repo.start(job.id)
+    expect(started).to_have_text(RELATIVE)
+    expect(started).to_have_attribute("title", EXACT)
+    moment = started.get_attribute("datetime")
+    assert moment is not None
+    heartbeat = page.locator('[data-job-page] time[data-field="heartbeat_at"]')
+    expect(heartbeat).to_have_attribute("title", EXACT)
