@@ -166,20 +166,19 @@ def test_each_user_sees_their_own_tenant_s_imports_live_under_the_prefix(
         assert any(url.startswith(f"{example_app.dashboard}/api/events?id=") for url in asked)
 
 
-def _rate_chart_points(page: Page) -> str | None:
-    """Return the points of the job page's rows-per-second chart, None on a page without one."""
-    line = page.locator("[data-rate-chart] [data-rate-line]")
-    return line.get_attribute("points") if line.count() else None
+def _rate_chart_points(page: Page) -> str:
+    """Return the points of the job page's rows-per-second chart, once the page has drawn it."""
+    line = page.locator("svg[data-rate-chart] polyline[data-rate-line]")
+    expect(line).to_have_count(1)
+    points = line.get_attribute("points")
+    assert points, "the chart has no line"
+    return points
 
 
-def _expect_the_rate_chart_moved(page: Page, before: str | None) -> None:
+def _expect_the_rate_chart_moved(page: Page, before: str) -> None:
     """Expect the job page's rows-per-second chart to draw other points than ``before``."""
-    # TODO(chart): the chart comes with another change. Once it is on the
-    # job page, a page without one must fail here: drop this early return.
-    if before is None and _rate_chart_points(page) is None:
-        return
-    expect(page.locator("[data-rate-chart] [data-rate-line]")).not_to_have_attribute(
-        "points", before or ""
+    expect(page.locator("svg[data-rate-chart] polyline[data-rate-line]")).not_to_have_attribute(
+        "points", before
     )
 
 

@@ -206,19 +206,23 @@ def test_chunk_rows_follow_their_chunks_live(
     navigations: list[str] = []
     page.on("framenavigated", lambda frame: navigations.append(frame.url))
     page.goto(f"{server.base_url}/jobs/{parent.id}")
-    first, second = (page.locator(f'tr[data-job-id="{chunk.id}"]') for chunk in (a, b))
+    rows = {chunk.id: page.locator(f'tr[data-job-id="{chunk.id}"]') for chunk in (a, b)}
     statuses = page.locator("[data-chunk-statuses]")
     expect(statuses).to_have_text("pending 2")
     gate = tmp_path / "go-on"
-    worker = subprocess.Popen([sys.executable, str(CHUNK_WORKER), db_url, str(gate)])
+    worker = subprocess.Popen([sys.executable, str(CHUNK_WORKER), db_url, str(gate), "2"])
     try:
-        # The worker holds the first chunk at half: its row, and only its row, says so.
+        # The worker holds the chunk it claimed at half: its row, and only
+        # its row, says so. Usually the first chunk; the second when the
+        # first's row was locked for a moment by the page's watch mark.
+        expect(statuses).to_have_text("pending 1 · processing 1", timeout=60_000)
+        [claimed] = [c.id for c in repo.children(parent.id) if c.status == "processing"]
+        first, second = rows[claimed], rows[b.id if claimed == a.id else a.id]
         expect(first.locator('[data-field="bar"]')).to_have_attribute("value", "20", timeout=60_000)
         expect(first.locator('[data-field="percent"]')).to_have_text("50.0 %")
         expect(first.locator('[data-field="status"]')).to_have_text("processing")
         expect(first.locator('[data-field="worker_id"]')).to_have_text("chunk-worker")
         expect(second.locator('[data-field="status"]')).to_have_text("pending")
-        expect(statuses).to_have_text("pending 1 · processing 1")
         gate.touch()
         for row in (first, second):
             expect(row.locator('[data-field="status"]')).to_have_text("completed", timeout=60_000)
