@@ -1,6 +1,6 @@
 """A worker running a chunked import's chunks in a process of its own, for the browser tests.
 
-``python chunk_worker.py URL GATE CHUNKS``: claims and imports CHUNKS
+``python chunk_worker.py URL CHUNKS GATE``: claims and imports CHUNKS
 chunks, each chunk's rows through the tracker, flushing every 10; at half
 of each chunk it waits for the file GATE to exist, so the test sees the
 chunk's bar stand at 50 % before letting it go on.
@@ -53,4 +53,4 @@ def main(url: str, gate: str, chunks: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[3], int(sys.argv[2]))

@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import struct
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +26,6 @@ from importjob import ImportJob, ImportJobRepository, ImportJobStatus
 from importjob.exceptions import ImportValidationError
 from importjob.web import AUDIT_LOGGER
 
-IMPORTER = Path(__file__).with_name("importer.py")
 IMPORTER_CANCELLED = 3  # importer.py's CANCELLED: it stopped at a flush, the job cancelled
 PREFIX = "/admin/imports"
 # The docs' screenshots are this size.
@@ -186,7 +183,7 @@ def test_a_running_import_moves_live_on_its_owner_s_page_and_she_cancels_it(
     sign_in: Callable[[str], Page],
     repo: ImportJobRepository,
     db_url: str,
-    tmp_path: Path,
+    gated: Callable[..., Any],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
@@ -199,11 +196,9 @@ def test_a_running_import_moves_live_on_its_owner_s_page_and_she_cancels_it(
     bar = alice.locator('[data-job-page] progress[data-field="bar"]')
     expect(status).to_have_text("pending")
     chart = _rate_chart_points(alice)
-    gate = tmp_path / "go-on"
-    importer = subprocess.Popen(
-        [sys.executable, str(IMPORTER), db_url, str(job.id), "200", str(gate)]
-    )
-    try:
+    # Let go at the end of the block, the importer learns of the cancel at its
+    # next flush, and stops.
+    with gated("importer.py", db_url, job.id, 200, exit_code=IMPORTER_CANCELLED):
         # The importer holds at half, running: the page shows it there, pushed.
         expect(status).to_have_text("processing", timeout=60_000)
         expect(bar).to_have_attribute("value", "100", timeout=60_000)
@@ -219,10 +214,6 @@ def test_a_running_import_moves_live_on_its_owner_s_page_and_she_cancels_it(
         assert stored is not None
         assert stored.status == ImportJobStatus.CANCELLED
         assert stored.processed_rows == 100
-    finally:
-        gate.touch()
-        # The worker learns of the cancel at its next flush, and stops.
-        assert importer.wait(timeout=60) == IMPORTER_CANCELLED
     assert navigations == []
     [record] = [r for r in caplog.records if r.name == AUDIT_LOGGER]
     assert (record.levelno, record.user, record.job_id, record.result) == (  # type: ignore[attr-defined]

@@ -7,10 +7,7 @@ missing Chromium fails these tests, as a missing database fails the others.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +15,6 @@ from playwright.sync_api import Browser, Page, expect
 
 from importjob import Chunk, ImportJob, ImportJobRepository
 
-IMPORTER = Path(__file__).with_name("importer.py")
-CHUNK_WORKER = Path(__file__).with_name("chunk_worker.py")
 NONE = "\u2013"  # the en dash a missing time shows
 RELATIVE = re.compile(r"^(just now|\d+ (s|min) ago)$")
 EXACT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
@@ -44,7 +39,7 @@ def test_job_page_follows_an_import_live(
     serve: Callable[..., Any],
     repo: ImportJobRepository,
     db_url: str,
-    tmp_path: Path,
+    gated: Callable[..., Any],
 ) -> None:
     job = repo.create(ImportJob(source_type="csv", filename="pairs.csv", total_rows=200))
     server = serve()
@@ -54,11 +49,7 @@ def test_job_page_follows_an_import_live(
     status = page.locator('[data-job-page] [data-field="status"]').first
     bar = page.locator('[data-job-page] progress[data-field="bar"]')
     expect(status).to_have_text("pending")
-    gate = tmp_path / "go-on"
-    importer = subprocess.Popen(
-        [sys.executable, str(IMPORTER), db_url, str(job.id), "200", str(gate)]
-    )
-    try:
+    with gated("importer.py", db_url, job.id, 200) as gate:
         # The importer holds at half: the bar stands there, pushed, and the rest shows it.
         expect(status).to_have_text("processing")
         expect(bar).to_have_attribute("value", "100", timeout=60_000)
@@ -72,9 +63,6 @@ def test_job_page_follows_an_import_live(
         # The reasons, fetched once at the end.
         expect(page.locator("[data-reasons] tbody tr")).to_have_count(1)
         expect(page.locator("[data-reasons] tbody td").first).to_have_text("28")
-    finally:
-        gate.touch()
-        assert importer.wait(timeout=60) == 0
     assert navigations == [f"{server.base_url}/jobs/{job.id}"]  # never reloaded
 
 
@@ -156,7 +144,7 @@ def test_rate_chart_draws_the_import_and_falls_to_zero_when_it_stalls(
     serve: Callable[..., Any],
     repo: ImportJobRepository,
     db_url: str,
-    tmp_path: Path,
+    gated: Callable[..., Any],
 ) -> None:
     job = repo.create(ImportJob(source_type="csv", filename="rate.csv", total_rows=200))
     server = serve()
@@ -164,11 +152,7 @@ def test_rate_chart_draws_the_import_and_falls_to_zero_when_it_stalls(
     line = page.locator("svg[data-rate-chart] polyline[data-rate-line]")
     now, peak = page.locator("[data-rate-now]"), page.locator("[data-rate-peak]")
     expect(line).to_have_count(1)
-    gate = tmp_path / "go-on"
-    importer = subprocess.Popen(
-        [sys.executable, str(IMPORTER), db_url, str(job.id), "200", str(gate)]
-    )
-    try:
+    with gated("importer.py", db_url, job.id, 200) as gate:
         expect(page.locator('[data-job-page] progress[data-field="bar"]')).to_have_attribute(
             "value", "100", timeout=60_000
         )
@@ -186,9 +170,6 @@ def test_rate_chart_draws_the_import_and_falls_to_zero_when_it_stalls(
         )
         # The second half drawn: the line is not the stalled one any more.
         expect(line).not_to_have_attribute("points", stalled)
-    finally:
-        gate.touch()
-        assert importer.wait(timeout=60) == 0
 
 
 def test_chunk_rows_follow_their_chunks_live(
@@ -196,7 +177,7 @@ def test_chunk_rows_follow_their_chunks_live(
     serve: Callable[..., Any],
     repo: ImportJobRepository,
     db_url: str,
-    tmp_path: Path,
+    gated: Callable[..., Any],
 ) -> None:
     parent, (a, b) = repo.create_chunked(
         ImportJob(source_type="csv", filename="chunked.csv"),
@@ -209,9 +190,7 @@ def test_chunk_rows_follow_their_chunks_live(
     rows = {chunk.id: page.locator(f'tr[data-job-id="{chunk.id}"]') for chunk in (a, b)}
     statuses = page.locator("[data-chunk-statuses]")
     expect(statuses).to_have_text("pending 2")
-    gate = tmp_path / "go-on"
-    worker = subprocess.Popen([sys.executable, str(CHUNK_WORKER), db_url, str(gate), "2"])
-    try:
+    with gated("chunk_worker.py", db_url, 2) as gate:
         # The worker holds the chunk it claimed at half: its row, and only
         # its row, says so. Usually the first chunk; the second when the
         # first's row was locked for a moment by the page's watch mark.
@@ -233,9 +212,6 @@ def test_chunk_rows_follow_their_chunks_live(
         expect(page.locator('[data-job-page] [data-field="percent"]').first).to_have_text(
             "100.0 %", timeout=60_000
         )
-    finally:
-        gate.touch()
-        assert worker.wait(timeout=60) == 0
     assert navigations == [f"{server.base_url}/jobs/{parent.id}"]  # never reloaded
 
 
