@@ -115,13 +115,22 @@ async def _list(request: Request, limit: int) -> tuple[list[ImportJob], dict[str
     With the filters as the request gave them, for the page's form to show.
     """
     status, asked = _status(request), _list_filters(request)
-    access, filters = request_access(request), asked
-    if not access.all_owners:
-        if asked["owner"] not in (None, access.owner):
-            return [], asked  # another owner's jobs: none of them is seen
-        filters = {**asked, "owner": access.owner}
+    seen, owner = _owner_in_view(request_access(request), asked["owner"])
+    if not seen:
+        return [], asked
     async with _repository(request) as repo:
-        return await repo.list_recent(status, limit, **filters), asked
+        return await repo.list_recent(status, limit, **{**asked, "owner": owner}), asked
+
+
+def _owner_in_view(access: Access, asked: str | None) -> tuple[bool, str | None]:
+    """Return whether the user sees the jobs of the owner a filter asks for, and whose they are.
+
+    A user who sees every owner sees the owner asked (None: every owner);
+    another sees their own owner's jobs, and none of another owner's.
+    """
+    if access.all_owners:
+        return True, asked
+    return asked in (None, access.owner), access.owner
 
 
 # Reads.
@@ -521,11 +530,9 @@ async def _counts(request: Request, owner: str | None) -> dict[ImportJobStatus, 
     Of the user's owner, or of the owner the filter names; of every owner
     for a user who sees them all and names none.
     """
-    access = request_access(request)
-    if not access.all_owners:
-        if owner not in (None, access.owner):
-            return None
-        owner = access.owner
+    seen, owner = _owner_in_view(request_access(request), owner)
+    if not seen:
+        return None
     async with _repository(request) as repo:
         return await repo.count_by_status(owner=owner, at_most=COUNTED_AT_MOST)
 
