@@ -137,6 +137,35 @@ def connect(db_url: str) -> Iterator[Any]:
         connection.close()
 
 
+@pytest.fixture
+def lock_waiters(connect: Callable[[], psycopg.Connection[Any]]) -> Callable[..., None]:
+    """Return a function that returns once ``count`` sessions wait on a lock.
+
+    Only the sessions of ``application_name``, or the one of backend
+    ``pid``, count when given. It watches from a connection of its own, so
+    the waiting one may be any other. It fails the test when they do not
+    wait within 30 seconds.
+    """
+    observer = connect()
+
+    def _wait(count: int = 1, application_name: str | None = None, pid: int | None = None) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                " AND application_name = coalesce(%s, application_name)"
+                " AND pid = coalesce(%s, pid)",
+                [application_name, pid],
+            ).fetchone()
+            if row and row[0] >= count:
+                return
+            time.sleep(0.005)
+        pytest.fail(f"{count} sessions never waited on a lock")
+
+    return _wait
+
+
 _empty_names = itertools.count()
 
 

@@ -12,7 +12,6 @@ for it and then see the change that was committed. Every test runs on both repos
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -105,22 +104,6 @@ def test_purge_is_not_blocked_by_a_locked_finished_job(
     assert side.get_by_id(pending.id) == pending
 
 
-def _wait_until_blocked(observer: psycopg.Connection[Any], pid: int) -> None:
-    # The call is waiting for a row lock: an ungranted lock, and a Lock wait event.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        row = observer.execute(
-            "SELECT a.wait_event_type,"
-            "       EXISTS (SELECT FROM pg_locks AS l WHERE l.pid = a.pid AND NOT l.granted)"
-            "  FROM pg_stat_activity AS a WHERE a.pid = %s",
-            [pid],
-        ).fetchone()
-        if row == ("Lock", True):
-            return
-        time.sleep(0.01)
-    pytest.fail("the call never waited for the held row")
-
-
 @pytest.mark.parametrize(
     ("ended_as", "error"),
     [(S.CANCELLED, ImportJobCancelledError), (S.FAILED, InvalidStatusTransitionError)],
@@ -129,6 +112,7 @@ def _wait_until_blocked(observer: psycopg.Connection[Any], pid: int) -> None:
 def test_start_racing_an_end_reports_the_end_and_leaves_it(
     side: Any,
     connect: Connect,
+    lock_waiters: Callable[..., None],
     ended_as: ImportJobStatus,
     error: type[DataImportError],
 ) -> None:
@@ -147,7 +131,7 @@ def test_start_racing_an_end_reports_the_end_and_leaves_it(
         _lock(holder, job)
         starter.start()
         # start read the job as PENDING, or is about to: it waits for the row.
-        _wait_until_blocked(connect(), side.repo.connection.info.backend_pid)
+        lock_waiters(pid=side.repo.connection.info.backend_pid)
         # Ended, and committed while start waits.
         ImportJobRepository(holder).update_status(job.id, ended_as)
     starter.join(timeout=30)
@@ -167,7 +151,11 @@ def test_start_racing_an_end_reports_the_end_and_leaves_it(
 
 @pytest.mark.parametrize("alive_as", ["heartbeat", "completion"])
 def test_rescue_stale_waiting_on_a_job_that_comes_alive_leaves_it(
-    side: Any, conn: psycopg.Connection[Any], connect: Connect, alive_as: str
+    side: Any,
+    conn: psycopg.Connection[Any],
+    connect: Connect,
+    lock_waiters: Callable[..., None],
+    alive_as: str,
 ) -> None:
     job, lost = _new(side, "alive.csv"), _new(side, "lost.csv")
     for each in (job, lost):
@@ -189,7 +177,7 @@ def test_rescue_stale_waiting_on_a_job_that_comes_alive_leaves_it(
         _lock(holder, job)
         rescuer.start()
         # rescue_stale read the job as stale, or is about to: it waits for the row.
-        _wait_until_blocked(connect(), side.repo.connection.info.backend_pid)
+        lock_waiters(pid=side.repo.connection.info.backend_pid)
         # Its worker shows it is alive (or ends it), committed while rescue_stale waits.
         if alive_as == "heartbeat":
             ImportJobRepository(holder).heartbeat(job.id, "worker-a")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -195,21 +196,8 @@ def test_a_watcher_marks_its_job_while_it_watches(
     assert timedelta(0) < left <= timedelta(seconds=60)
 
 
-def _wait_for_a_blocked_watcher(conn: psycopg.Connection[Any]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        waiting = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'importjob watch'"
-            " AND datname = current_database() AND wait_event_type = 'Lock'"
-        ).fetchone()
-        if waiting == (1,):
-            return
-        time.sleep(0.01)
-    raise AssertionError("the watcher never waited for the writer's row lock")
-
-
 def test_a_change_made_while_the_watcher_registers_is_not_missed(
-    side: Any, conn: psycopg.Connection[Any], connect: Any, repo: Any
+    side: Any, connect: Any, repo: Any, lock_waiters: Callable[..., None]
 ) -> None:
     job = _new(side)
     writer = connect()
@@ -218,7 +206,7 @@ def test_a_change_made_while_the_watcher_registers_is_not_missed(
     writer.execute("UPDATE import_job SET processed_rows = 7 WHERE id = %s", [job.id])
 
     def commit_once_the_watcher_waits() -> None:
-        _wait_for_a_blocked_watcher(conn)
+        lock_waiters(application_name="importjob watch")
         writer.commit()
 
     committer = threading.Thread(target=commit_once_the_watcher_waits)

@@ -9,7 +9,6 @@ import io
 import json
 import random
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -418,22 +417,8 @@ def test_export_errors_of_a_parent_holds_every_chunk_s_entries_in_chunk_order(
     ]
 
 
-def _waiting(conn: psycopg.Connection[Any], count: int) -> None:
-    """Return once ``count`` other sessions wait on a lock."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).fetchone()
-        if row and row[0] >= count:
-            return
-        time.sleep(0.005)
-    pytest.fail(f"{count} sessions never waited")
-
-
 def test_a_chunk_in_the_middle_of_a_flush_is_cancelled_once_it_committed(
-    repo: ImportJobRepository, conn: psycopg.Connection[Any], connect: Any
+    repo: ImportJobRepository, connect: Any, lock_waiters: Callable[..., None]
 ) -> None:
     parent, (a, b) = repo.create_chunked(_parent(), [Chunk(5), Chunk(5)])
     repo.start(a.id, "w1")
@@ -448,7 +433,7 @@ def test_a_chunk_in_the_middle_of_a_flush_is_cancelled_once_it_committed(
             target=lambda: ImportJobRepository(connect()).update_status(a.id, S.FAILED)
         )
         failing.start()
-        _waiting(conn, 1)
+        lock_waiters(1)
     failing.join()
     assert [j.status for j in repo.children(parent.id)] == [S.FAILED, S.CANCELLED]
     read = _read(repo, parent.id)
@@ -456,7 +441,7 @@ def test_a_chunk_in_the_middle_of_a_flush_is_cancelled_once_it_committed(
 
 
 def test_a_chunk_starting_while_its_import_fails_is_cancelled_without_a_deadlock(
-    repo: ImportJobRepository, conn: psycopg.Connection[Any], connect: Any
+    repo: ImportJobRepository, connect: Any, lock_waiters: Callable[..., None]
 ) -> None:
     parent, (a, b) = repo.create_chunked(_parent(), [Chunk(5), Chunk(5)])
     repo.start(a.id, "w1")
@@ -469,13 +454,13 @@ def test_a_chunk_starting_while_its_import_fails_is_cancelled_without_a_deadlock
             target=lambda: ImportJobRepository(connect()).update_status(a.id, S.FAILED)
         )
         failing.start()
-        _waiting(conn, 1)
+        lock_waiters(1)
         started: list[ImportJob] = []
         starting = threading.Thread(
             target=lambda: started.append(ImportJobRepository(connect()).start(b.id, "w2"))
         )
         starting.start()
-        _waiting(conn, 2)
+        lock_waiters(2)
     failing.join()
     starting.join()
     # The start went through, and found its import failed: b is cancelled,

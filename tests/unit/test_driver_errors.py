@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -94,7 +93,10 @@ def test_lock_timeout_is_reported(
 
 
 def test_a_backend_terminated_mid_call(
-    repo: ImportJobRepository, connect: Connect, new_job: ImportJob
+    repo: ImportJobRepository,
+    connect: Connect,
+    lock_waiters: Callable[..., None],
+    new_job: ImportJob,
 ) -> None:
     job = repo.create(new_job)
     holder = connect()
@@ -112,7 +114,7 @@ def test_a_backend_terminated_mid_call(
         ImportJobRepository(holder).heartbeat(job.id)
         caller = threading.Thread(target=blocked_call)
         caller.start()
-        _wait_until_waiting(repo.connection, victim.info.backend_pid)
+        lock_waiters(pid=victim.info.backend_pid)
         repo.connection.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
         caller.join(timeout=10)
     [error] = outcome
@@ -124,17 +126,6 @@ def test_a_backend_terminated_mid_call(
     stored = repo.get_by_id(job.id)
     assert stored is not None
     assert stored.processed_rows == 5
-
-
-def _wait_until_waiting(conn: psycopg.Connection[Any], pid: int) -> None:
-    for _ in range(500):
-        row = conn.execute(
-            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid]
-        ).fetchone()
-        if row and row[0] == "Lock":
-            return
-        time.sleep(0.01)
-    raise AssertionError("the call never waited for the lock")
 
 
 def test_a_counter_past_64_bits_is_refused_and_nothing_changes(

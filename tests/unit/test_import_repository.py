@@ -259,7 +259,7 @@ def test_update_status_unknown_id_or_status(repo: ImportJobRepository, conn: Any
 
 
 def test_concurrent_transitions_cannot_both_succeed(
-    repo: ImportJobRepository, conn: Any, connect: Connect
+    repo: ImportJobRepository, connect: Connect, lock_waiters: Callable[..., None]
 ) -> None:
     job = _in_status(repo, S.PROCESSING)
     holder = connect()
@@ -271,7 +271,7 @@ def test_concurrent_transitions_cannot_both_succeed(
             target=lambda: outcome.append(_attempt(connect(), job.id, S.CANCELLED))
         )
         racer.start()
-        _wait_for_lock_wait(conn)
+        lock_waiters()
     racer.join(timeout=10)
     assert not racer.is_alive()
     [error] = outcome
@@ -345,18 +345,6 @@ def _attempt(conn: psycopg.Connection[Any], job_id: uuid.UUID, status: ImportJob
         return ImportJobRepository(conn).update_status(job_id, status)
     except InvalidStatusTransitionError as exc:
         return exc
-
-
-def _wait_for_lock_wait(conn: psycopg.Connection[Any]) -> None:
-    for _ in range(500):
-        waiting = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        ).fetchone()
-        if waiting and waiting[0]:
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError("the second transition never waited for the first")
 
 
 def test_list_by_status(repo: ImportJobRepository) -> None:
