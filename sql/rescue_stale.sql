@@ -5,7 +5,8 @@
 -- place in its errors array while that has room, and a count in its group
 -- (within max_groups, else under "other"); its counters stay as last
 -- flushed. A worker that heartbeats while this runs keeps its job: the row
--- is re-checked after its lock is released.
+-- is re-checked after its lock is released. The jobs are locked in id
+-- order, as every writer of several chunks takes them.
 -- Returns the rescued jobs.
 WITH stale AS (
     SELECT id,
@@ -19,6 +20,7 @@ WITH stale AS (
       FROM import_job
      WHERE status = 'processing'
        AND heartbeat_at < now() - %(older_than)s::interval
+     ORDER BY id
        FOR NO KEY UPDATE
 ), reason AS (
     -- Each entry's reason, and whether its job has a group for it (looked

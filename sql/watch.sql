@@ -5,15 +5,30 @@
 -- change; every writer after it sees the mark. A chunked import's chunks
 -- not ended are marked with it: their changes notify the parent's
 -- watchers too, and it is returned with their sums (as they stood when
--- the statement began: a change after it notifies).
+-- the statement began: a change after it notifies). The chunks are locked
+-- first, in id order, and the parent after them: the order every writer
+-- takes (a chunk's change of status locks its parent in its trigger), so a
+-- mark and a worker's claim never each hold what the other waits for.
 -- Returns the job without its error entries (an empty errors array: a
 -- snapshot shows progress, and the entries may be many), or no row when no
 -- job has this id.
-WITH marked AS (
+WITH chunks AS (
+    SELECT id FROM import_job
+     WHERE parent_id = %(id)s::uuid AND status IN ('pending', 'processing')
+     ORDER BY id
+       FOR NO KEY UPDATE
+), marked_chunks AS (
+    UPDATE import_job
+       SET watched_until = greatest(watched_until, now() + %(ttl)s::interval)
+      FROM chunks
+     WHERE import_job.id = chunks.id
+    RETURNING import_job.id
+), marked AS (
+    -- The count makes the parent's update wait for its chunks' to be done.
     UPDATE import_job
        SET watched_until = greatest(watched_until, now() + %(ttl)s::interval)
      WHERE id = %(id)s::uuid
-        OR (parent_id = %(id)s::uuid AND status IN ('pending', 'processing'))
+       AND (SELECT count(*) FROM marked_chunks) >= 0
     RETURNING id, status, source_type, filename, total_rows, processed_rows, success_count,
               error_count, started_at, completed_at, created_at, updated_at,
               heartbeat_at, worker_id, errors_dropped, errors_logged,
@@ -36,5 +51,4 @@ SELECT marked.id, marked.status, marked.source_type, marked.filename,
        coalesce(summed.outcomes, marked.outcomes) AS outcomes,
        marked.parent_id, marked.chunk, marked.chunk_index, marked.chunks, marked.keep_going
   FROM marked
-  LEFT JOIN import_job_summed AS summed ON summed.id = marked.id AND marked.chunks IS NOT NULL
- WHERE marked.id = %(id)s::uuid;
+  LEFT JOIN import_job_summed AS summed ON summed.id = marked.id AND marked.chunks IS NOT NULL;
