@@ -14,22 +14,9 @@ import time
 
 import psycopg
 
-from importjob import ImportJob, ImportJobRepository, track
-from importjob.exceptions import ImportJobDatabaseError
+from importjob import ImportJobRepository, track
 
 WORKER = "chunk-worker"
-
-
-def _claim(repo: ImportJobRepository) -> ImportJob | None:
-    try:
-        return repo.claim_next(worker_id=WORKER)
-    except ImportJobDatabaseError as exc:
-        # A claim of a chunk can deadlock with the page's watch mark of its
-        # parent and chunks (each locks the rows in another order); the
-        # server ends one of them, and the claim is asked again.
-        if isinstance(exc.__cause__, psycopg.errors.DeadlockDetected):
-            return None
-        raise
 
 
 def main(url: str, gate: str, chunks: int) -> None:
@@ -40,7 +27,7 @@ def main(url: str, gate: str, chunks: int) -> None:
             # A page that opens marks its chunks watched, which locks each
             # row for a moment: a claim then passes over it (SKIP LOCKED)
             # and finds none. Ask again, as a worker does at its next wake.
-            while (job := _claim(repo)) is None:
+            while (job := repo.claim_next(worker_id=WORKER)) is None:
                 time.sleep(0.05)
             rows = job.total_rows or 0
             with track(repo, job.id, worker_id=WORKER, every_rows=10, every_seconds=60) as tracker:
