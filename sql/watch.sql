@@ -24,7 +24,8 @@ WITH chunks AS (
      WHERE import_job.id = chunks.id
     RETURNING import_job.id
 ), marked AS (
-    -- The count makes the parent's update wait for its chunks' to be done.
+    -- Reading marked_chunks puts this update after the chunks': the parent
+    -- is locked last.
     UPDATE import_job
        SET watched_until = greatest(watched_until, now() + %(ttl)s::interval)
      WHERE id = %(id)s::uuid
